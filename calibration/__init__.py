@@ -1,0 +1,1 @@
+"""Activation statistics, SIBS keep-masks and MGS micro-gates, trained on top of the frozen detector."""

@@ -1,0 +1,1 @@
+"""Datasets (COCO instances JSON + images, the generated `shapes` splits) and COCO evaluation."""

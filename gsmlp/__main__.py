@@ -1,0 +1,5 @@
+import sys
+
+from gsmlp.cli import main
+
+sys.exit(main())

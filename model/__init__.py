@@ -1,0 +1,1 @@
+"""The detector: loading checkpoints, the GatedSparseMLP FFN, pre- and post-processing."""

@@ -1,0 +1,94 @@
+"""Find every encoder and decoder FFN of a DETR-family model and wrap it in GatedSparseMLP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch import nn
+
+from gsmlp.errors import GsmlpError
+from gsmlp.model.gated_mlp import GatedSparseMLP, Mode
+
+
+def _stacks(model: nn.Module) -> dict[str, nn.ModuleList]:
+    core = getattr(model, "model", model)
+    stacks = {}
+    for part in ("encoder", "decoder"):
+        module = getattr(core, part, None)
+        layers = getattr(module, "layers", None)
+        if isinstance(layers, nn.ModuleList):
+            stacks[part] = layers
+    if not stacks:
+        raise GsmlpError(
+            f"{type(model).__name__} has no model.encoder.layers / model.decoder.layers: "
+            "gsmlp supports transformers' DETR and Deformable DETR"
+        )
+    return stacks
+
+
+def check_relu(model: nn.Module) -> None:
+    """Gating predicts which ReLU outputs are zero; any other activation has no exact zeros."""
+    config = getattr(model, "config", None)
+    activation = getattr(config, "activation_function", "relu")
+    if activation != "relu":
+        raise GsmlpError(
+            f"the model's FFN activation is {activation!r} (config.activation_function); "
+            "gsmlp gates ReLU FFNs only, because only ReLU outputs exact zeros that can be skipped"
+        )
+
+
+def wrap_ffns(model: nn.Module, block_size: int = 32) -> nn.Module:
+    """Replace each `layer.mlp` by a GatedSparseMLP in dense mode (the same function, bit for bit)."""
+    check_relu(model)
+    for name, layers in _stacks(model).items():
+        for index, layer in enumerate(layers):
+            mlp = getattr(layer, "mlp", None)
+            if isinstance(mlp, GatedSparseMLP):
+                continue
+            if mlp is None or not hasattr(mlp, "fc1") or not hasattr(mlp, "fc2"):
+                raise GsmlpError(f"{name} layer {index} has no mlp.fc1/mlp.fc2 FFN to wrap")
+            gated = GatedSparseMLP(
+                mlp.fc1,
+                mlp.fc2,
+                dropout=getattr(mlp, "dropout", 0.0),
+                activation_dropout=getattr(mlp, "activation_dropout", 0.0),
+                block_size=block_size,
+            )
+            layer.mlp = gated.to(mlp.fc1.weight.device).train(mlp.training)
+    return model
+
+
+def gated_layers(model: nn.Module) -> Iterator[tuple[str, GatedSparseMLP]]:
+    """Yield ("encoder.0", module), ... in model order."""
+    for name, layers in _stacks(model).items():
+        for index, layer in enumerate(layers):
+            if isinstance(layer.mlp, GatedSparseMLP):
+                yield f"{name}.{index}", layer.mlp
+
+
+def set_mode(model: nn.Module, mode: Mode) -> None:
+    layers = list(gated_layers(model))
+    if not layers:
+        raise GsmlpError("the model has no GatedSparseMLP layers; wrap it with wrap_ffns first")
+    for _, layer in layers:
+        layer.set_mode(mode)
+
+
+def reset_sparsity(model: nn.Module) -> None:
+    for _, layer in gated_layers(model):
+        layer.meter.reset()
+
+
+def sparsity_report(model: nn.Module) -> dict:
+    """`encoder` / `decoder`: token-weighted means; `per_layer`: each FFN's own figures."""
+    per_layer = {name: layer.meter.as_dict() for name, layer in gated_layers(model)}
+    report: dict = {}
+    for part in ("encoder", "decoder"):
+        meters = [layer.meter for name, layer in gated_layers(model) if name.startswith(part + ".")]
+        total = sum(m.tokens * m.dense_hidden for m in meters)
+        computed = sum(m.computed for m in meters)
+        zeros = sum(m.zeros for m in meters)
+        report[part] = 1.0 - computed / total if total else 0.0
+        report[f"{part}_activation_sparsity"] = zeros / total if total else 0.0
+    report["per_layer"] = per_layer
+    return report

@@ -1,0 +1,78 @@
+/* GatedSparseMLP kernels: the C ABI shared by the Python binding (ctypes) and the TensorRT plugin.
+ *
+ * Semantics are docs/op_spec.md. Per token x (a row of X, length d_model):
+ *   logits = gate_up_w * (gate_down_w * x) + gate_up_b           one logit per block
+ *   block j active  <=>  !(logits[j] <= threshold)               (NaN logit -> active)
+ *   h = relu(w1 * x + b1), neurons of inactive blocks contribute exactly 0
+ *   y = w2 * h + b2
+ * Weights use the torch.nn.Linear layout: w1 [hidden, d_model], w2 [d_model, hidden],
+ * gate_down_w [rank, d_model], gate_up_w [num_blocks, rank]; num_blocks = ceil(hidden / block_size).
+ * With no gate (gate_down_w == NULL) every block is active: the dense FFN.
+ */
+#ifndef GSMLP_GATED_SPARSE_MLP_H
+#define GSMLP_GATED_SPARSE_MLP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GSMLP_ABI_VERSION 1
+
+typedef enum gsmlp_dtype { GSMLP_FP32 = 0, GSMLP_FP16 = 1 } gsmlp_dtype;
+
+typedef enum gsmlp_status {
+  GSMLP_OK = 0,
+  GSMLP_INVALID_ARGUMENT = 1,
+  GSMLP_WORKSPACE_TOO_SMALL = 2,
+  GSMLP_NOT_SUPPORTED = 3,
+  GSMLP_CUDA_ERROR = 4,
+  GSMLP_NOT_BUILT = 5
+} gsmlp_status;
+
+typedef struct gsmlp_problem {
+  int64_t tokens;      /* rows of X; 0 is valid and does nothing */
+  int64_t d_model;
+  int64_t hidden;
+  int64_t block_size;  /* >= 1 */
+  int64_t rank;        /* gate rank; ignored without a gate */
+  float threshold;
+  gsmlp_dtype dtype;   /* of x, weights and y; accumulation is always fp32 */
+} gsmlp_problem;
+
+typedef struct gsmlp_tensors {
+  const void* x;           /* [tokens, x_row_stride] elements, first d_model used */
+  int64_t x_row_stride;    /* in elements; >= d_model */
+  const void* w1;
+  const void* b1;
+  const void* w2;
+  const void* b2;
+  const void* gate_down_w; /* NULL: no gate, all blocks active */
+  const void* gate_up_w;
+  const void* gate_up_b;
+  void* y;                 /* [tokens, d_model], contiguous */
+  int32_t* active_blocks;  /* optional [tokens]: active blocks per token, for sparsity accounting */
+} gsmlp_tensors;
+
+int gsmlp_abi_version(void);
+const char* gsmlp_status_string(int status);
+
+/* CPU: scratch is caller-provided so that callers control allocation. num_threads <= 0: all cores. */
+size_t gsmlp_cpu_workspace_size(const gsmlp_problem* problem, int num_threads);
+int gsmlp_cpu_forward(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
+                      size_t workspace_bytes, int num_threads);
+
+/* CUDA: all pointers are device pointers; `stream` is a cudaStream_t. The TensorRT plugin declares
+ * gsmlp_cuda_workspace_size() as its workspace. Returns GSMLP_NOT_BUILT where CUDA was not compiled in. */
+int gsmlp_cuda_available(void);
+size_t gsmlp_cuda_workspace_size(const gsmlp_problem* problem);
+int gsmlp_cuda_forward(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
+                       size_t workspace_bytes, void* stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GSMLP_GATED_SPARSE_MLP_H */

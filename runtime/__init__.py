@@ -1,0 +1,1 @@
+"""Deploy-time runners that need neither torch nor the rest of gsmlp (TensorRT + pycuda)."""

@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny models of both families and the real COCO images beside the repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import DeformableDetrForObjectDetection, DetrForObjectDetection
+
+from gsmlp.model.configs import tiny_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FAMILIES = {"detr": DetrForObjectDetection, "deformable-detr": DeformableDetrForObjectDetection}
+
+
+def coco_subset_dir() -> Path:
+    """The 150 real COCO val2017 images: $GSMLP_COCO_SUBSET, else ../shared/data/coco_val2017_subset."""
+    default = REPO_ROOT.parent / "shared" / "data" / "coco_val2017_subset"
+    return Path(os.environ.get("GSMLP_COCO_SUBSET", default))
+
+
+@pytest.fixture(scope="session")
+def coco_subset() -> Path:
+    root = coco_subset_dir()
+    if not (root / "annotations" / "instances_val2017.json").is_file():
+        pytest.skip(f"the real COCO subset is not at {root} (set GSMLP_COCO_SUBSET to its folder)")
+    return root
+
+
+def make_tiny_model(family: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return FAMILIES[family](tiny_config(family)).eval()
+
+
+@pytest.fixture(params=sorted(FAMILIES))
+def family(request: pytest.FixtureRequest) -> str:
+    return request.param
