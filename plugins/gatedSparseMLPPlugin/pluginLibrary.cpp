@@ -6,7 +6,7 @@
 #include "gatedSparseMLPPluginCreator.h"
 #include "pluginLogger.h"
 
-extern "C" TENSORRTAPI nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
+extern "C" GSMLP_TRT_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
 {
     static gsmlp::trt::GatedSparseMLPPluginCreator sCreator;
     static nvinfer1::IPluginCreatorInterface* const kCREATORS[] = {&sCreator};
@@ -14,7 +14,7 @@ extern "C" TENSORRTAPI nvinfer1::IPluginCreatorInterface* const* getCreators(int
     return kCREATORS;
 }
 
-extern "C" TENSORRTAPI void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
+extern "C" GSMLP_TRT_EXPORT void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
 {
     gsmlp::trt::setPluginLoggerFinder(finder);
 }
