@@ -1,0 +1,26 @@
+/* Command line of gsmlp_trt_sample. */
+#ifndef GSMLP_TRT_SAMPLE_OPTIONS_H
+#define GSMLP_TRT_SAMPLE_OPTIONS_H
+
+#include <string>
+
+namespace gsmlp::sample
+{
+
+struct Options
+{
+    std::string pluginLib;
+    std::string engine;
+    std::string input;           // raw float32 [1,3,H,W], as written by `python -m gsmlp.runtime.prepare_image`
+    int height{0};
+    int width{0};
+    float scoreThreshold{0.5F};
+    bool sigmoid{false};         // Deformable DETR scores classes with sigmoid, DETR with softmax + "no object"
+};
+
+//! Parses argv; on a mistake prints what is wrong and the usage, and returns false.
+bool parseOptions(int argc, char** argv, Options& options);
+
+} // namespace gsmlp::sample
+
+#endif // GSMLP_TRT_SAMPLE_OPTIONS_H
