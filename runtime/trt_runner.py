@@ -31,6 +31,8 @@ REQUIRED_OUTPUTS = ("logits", "pred_boxes")
 class TensorRTRunner:
     """One engine, one execution context, one CUDA stream; device buffers are reused across calls."""
 
+    name = "tensorrt"  # the backend's name in `gsmlp validate` reports
+
     def __init__(
         self, engine_path: str | os.PathLike[str], plugin_lib: str | os.PathLike[str] | None = None
     ) -> None:
