@@ -17,6 +17,7 @@ import numpy as np
 from gsmlp.errors import GsmlpError
 from gsmlp.runtime.engine_metadata import check_compatible, read_metadata
 from gsmlp.runtime.trt_common import (
+    PLUGIN_ENV,
     find_plugin_library,
     gpu_description,
     import_pycuda,
@@ -48,6 +49,10 @@ class TensorRTRunner:
             check_compatible(
                 self.engine_path, self.metadata, trt.__version__, gpu["compute_capability"], gpu["name"]
             )
+        if plugin_lib is None and self.metadata and (self.metadata.get("plugin") or {}).get("library"):
+            # The library the engine was built with, when it is still there and nothing else was named.
+            recorded = Path(self.metadata["plugin"]["library"])
+            plugin_lib = recorded if recorded.is_file() and not os.environ.get(PLUGIN_ENV) else None
         if self._needs_plugin() or plugin_lib is not None:
             load_plugin_library(trt, find_plugin_library(plugin_lib))
         self._trt = trt
@@ -99,7 +104,6 @@ class TensorRTRunner:
         missing = [n for n in self.input_names if n not in feeds]
         if missing:
             raise GsmlpError(f"{self.engine_path} needs inputs {self.input_names}; missing {missing}")
-        hosts = {}
         for name in self.input_names:
             dtype = np.dtype(self._trt.nptype(self.engine.get_tensor_dtype(name)))
             array = np.ascontiguousarray(feeds[name], dtype=dtype)
@@ -108,9 +112,9 @@ class TensorRTRunner:
                     f"input {name} of shape {list(array.shape)} is outside the engine's profile "
                     f"{self._profile_text(name)}"
                 )
-            hosts[name] = array
             device = self._device_buffer(name, array.nbytes)
-            self._cuda.memcpy_htod_async(device, array, self._stream)
+            # Synchronous copies: numpy memory is pageable, so an "async" copy would not overlap anyway.
+            self._cuda.memcpy_htod(device, array)
             self.context.set_tensor_address(name, int(device))
         results = {}
         for name in self.output_names:
@@ -120,9 +124,9 @@ class TensorRTRunner:
             self.context.set_tensor_address(name, int(self._device_buffer(name, results[name].nbytes)))
         if not self.context.execute_async_v3(self._stream.handle):
             raise GsmlpError(f"TensorRT failed to run {self.engine_path}; its errors are printed above")
-        for name, array in results.items():
-            self._cuda.memcpy_dtoh_async(array, self._buffers[name][0], self._stream)
         self._stream.synchronize()
+        for name, array in results.items():
+            self._cuda.memcpy_dtoh(array, self._buffers[name][0])
         return results
 
     def run(self, pixel_values: np.ndarray, pixel_mask: np.ndarray) -> dict[str, np.ndarray]:
