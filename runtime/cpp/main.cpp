@@ -116,12 +116,17 @@ float halfToFloat(uint16_t h)
     return value;
 }
 
-// The pixel mask is all ones: the whole (unpadded) image is valid. Its dtype follows the export.
-std::vector<char> onesOf(DataType type, int64_t count)
+// pixel_mask [1,H,W]: 1 on the resized image, 0 on the padding. Its dtype follows the export.
+std::vector<char> pixelMask(DataType type, gsmlp::sample::Options const& options)
 {
+    int64_t const count = int64_t{options.height} * options.width;
     std::vector<char> bytes(static_cast<size_t>(count) * elementSize(type), 0);
     for (int64_t i = 0; i < count; ++i)
     {
+        if (i / options.width >= options.validHeight || i % options.width >= options.validWidth)
+        {
+            continue;
+        }
         char* at = bytes.data() + i * static_cast<int64_t>(elementSize(type));
         if (type == DataType::kINT64)
         {
@@ -251,7 +256,7 @@ int run(gsmlp::sample::Options const& options)
         {
             dims.nbDims = 3;
             dims.d[0] = 1, dims.d[1] = options.height, dims.d[2] = options.width;
-            host = onesOf(type, volume(dims));
+            host = pixelMask(type, options);
         }
         else
         {
@@ -323,9 +328,9 @@ int run(gsmlp::sample::Options const& options)
         return 1;
     }
     auto const detections = gsmlp::sample::decodeDetections(logits.data(), boxes.data(), logitsShape.d[1],
-        logitsShape.d[2], options.sigmoid, options.scoreThreshold, options.height, options.width);
-    std::printf("%zu detections with score >= %.2f (boxes in pixels of the %dx%d input)\n", detections.size(),
-        static_cast<double>(options.scoreThreshold), options.width, options.height);
+        logitsShape.d[2], options.sigmoid, options.scoreThreshold, options.imageHeight, options.imageWidth);
+    std::printf("%zu detections with score >= %.2f (boxes in pixels of the %dx%d image)\n", detections.size(),
+        static_cast<double>(options.scoreThreshold), options.imageWidth, options.imageHeight);
     for (auto const& d : detections)
     {
         std::printf("query %3lld  label %3lld  score %.3f  box [%.1f, %.1f, %.1f, %.1f]\n",

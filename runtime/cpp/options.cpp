@@ -13,10 +13,12 @@ void printUsage()
 {
     std::fprintf(stderr,
         "usage: gsmlp_trt_sample --plugin LIB --engine ENGINE --input RAW --height H --width W\n"
+        "                        [--valid-height h --valid-width w] [--image-height H0 --image-width W0]\n"
         "                        [--score 0.5] [--activation softmax|sigmoid]\n"
         "  LIB     libgsmlp_trt_plugin.so (loaded with IPluginRegistry::loadLibrary)\n"
         "  ENGINE  an engine from `gsmlp build`\n"
-        "  RAW     float32 [1,3,H,W] from `python -m gsmlp.runtime.prepare_image IMAGE RAW`, which prints H and W\n"
+        "  RAW     float32 [1,3,H,W] from `python -m gsmlp.runtime.prepare_image IMAGE RAW`, which prints\n"
+        "          every size option (valid: the resized image inside the padding; image: the original)\n"
         "  --activation softmax for DETR (default), sigmoid for Deformable DETR\n");
 }
 
@@ -72,6 +74,22 @@ bool parseOptions(int argc, char** argv, Options& options)
         {
             ok = parseInt(value, options.width);
         }
+        else if (flag == "--valid-height")
+        {
+            ok = parseInt(value, options.validHeight);
+        }
+        else if (flag == "--valid-width")
+        {
+            ok = parseInt(value, options.validWidth);
+        }
+        else if (flag == "--image-height")
+        {
+            ok = parseInt(value, options.imageHeight);
+        }
+        else if (flag == "--image-width")
+        {
+            ok = parseInt(value, options.imageWidth);
+        }
         else if (flag == "--score")
         {
             char* end = nullptr;
@@ -100,6 +118,16 @@ bool parseOptions(int argc, char** argv, Options& options)
     {
         std::fprintf(stderr, "error: --plugin, --engine, --input, --height and --width are required\n");
         printUsage();
+        return false;
+    }
+    // Unpadded input by default; boxes in the pixels of the valid region unless the original size is given.
+    options.validHeight = options.validHeight == 0 ? options.height : options.validHeight;
+    options.validWidth = options.validWidth == 0 ? options.width : options.validWidth;
+    options.imageHeight = options.imageHeight == 0 ? options.validHeight : options.imageHeight;
+    options.imageWidth = options.imageWidth == 0 ? options.validWidth : options.imageWidth;
+    if (options.validHeight > options.height || options.validWidth > options.width)
+    {
+        std::fprintf(stderr, "error: the valid region must fit in --height x --width\n");
         return false;
     }
     return true;

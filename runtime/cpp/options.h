@@ -12,8 +12,12 @@ struct Options
     std::string pluginLib;
     std::string engine;
     std::string input;           // raw float32 [1,3,H,W], as written by `python -m gsmlp.runtime.prepare_image`
-    int height{0};
+    int height{0};               // the (padded) network input
     int width{0};
+    int validHeight{0};          // the resized image inside it; pixel_mask is 1 there, 0 in the padding
+    int validWidth{0};
+    int imageHeight{0};          // the original image, for boxes in its pixels
+    int imageWidth{0};
     float scoreThreshold{0.5F};
     bool sigmoid{false};         // Deformable DETR scores classes with sigmoid, DETR with softmax + "no object"
 };
