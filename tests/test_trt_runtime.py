@@ -99,29 +99,44 @@ def test_runtime_does_not_import_torch() -> None:
         assert "import torch" not in text and "from torch" not in text, source
 
 
-def test_prepare_image_writes_the_normalized_array(tmp_path: Path) -> None:
+def test_prepare_image_writes_the_normalized_padded_array(tmp_path: Path) -> None:
     pixels = np.zeros((30, 40, 3), dtype=np.uint8)
     pixels[:, :, 0] = 255  # pure red
     Image.fromarray(pixels).save(tmp_path / "red.png")
     out = tmp_path / "red.raw"
-    assert (
-        prepare_image.main(
-            [str(tmp_path / "red.png"), str(out), "--shortest-edge", "60", "--longest-edge", "90"]
-        )
-        == 0
-    )
-    height, width = prepare_image.resized_size(30, 40, 60, 90)
-    assert (height, width) == (60, 80)
-    array = np.fromfile(out, dtype="<f4").reshape(1, 3, height, width)
+    argv = [str(tmp_path / "red.png"), str(out), "--shortest-edge", "60", "--longest-edge", "90"]
+    assert prepare_image.main(argv) == 0
+    assert prepare_image.resized_size(30, 40, 60, 90) == (60, 80)
+    array = np.fromfile(out, dtype="<f4").reshape(1, 3, 64, 128)  # padded to multiples of 64
     expected = (np.array([1.0, 0.0, 0.0], dtype=np.float32) - prepare_image.MEAN) / prepare_image.STD
     np.testing.assert_allclose(array[0, :, 10, 10], expected, rtol=1e-6)
+    assert not array[0, :, 60:, :].any() and not array[0, :, :, 80:].any()
 
 
-def test_prepare_image_limits_the_longer_side_and_fixed_size(tmp_path: Path) -> None:
-    assert prepare_image.resized_size(100, 1000, 800, 1333) == (133, 1333)
+def test_prepare_image_fixed_size_and_errors(tmp_path: Path) -> None:
+    from gsmlp.model.processing import resized_size
+
+    for size in [(100, 1000), (480, 640), (640, 427), (333, 333), (1000, 999)]:
+        assert prepare_image.resized_size(*size, 800, 1333) == resized_size(*size, 800, 1333)
     Image.new("RGB", (50, 20)).save(tmp_path / "a.png")
     out = tmp_path / "a.raw"
     assert prepare_image.main([str(tmp_path / "a.png"), str(out), "--size", "16x24"]) == 0
     assert out.stat().st_size == 3 * 16 * 24 * 4
     assert prepare_image.main([str(tmp_path / "absent.png"), str(out)]) == 1
     assert prepare_image.main([str(tmp_path / "a.png"), str(out), "--size", "16by24"]) == 1
+
+
+def test_prepare_image_matches_the_model_preprocessing(coco_subset: Path, tmp_path: Path) -> None:
+    """The C++ sample's input is what gsmlp.model.processing feeds the PyTorch and ONNX backends."""
+    from gsmlp.model.processing import PreprocessConfig, preprocess
+
+    config = PreprocessConfig(shortest_edge=320, longest_edge=512)
+    for image_path in sorted((coco_subset / "val2017").glob("*.jpg"))[:3]:
+        out = tmp_path / "img.raw"
+        argv = [str(image_path), str(out), "--shortest-edge", "320", "--longest-edge", "512"]
+        assert prepare_image.main(argv) == 0
+        with Image.open(image_path) as image:
+            batch = preprocess([image], config)
+        reference = batch.pixel_values.numpy()
+        ours = np.fromfile(out, dtype="<f4").reshape(reference.shape)
+        np.testing.assert_allclose(ours, reference, atol=1e-5)
