@@ -46,6 +46,9 @@ def plugin_build() -> Path:
     configure = _run(
         [
             "cmake",
+            # Forget a TensorRT found by an earlier run, so the headers named now are the ones used.
+            "-U",
+            "TensorRT_*",
             "-S",
             str(REPO_ROOT),
             "-B",
