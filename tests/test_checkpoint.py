@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from gsmlp.cli import main
 from gsmlp.errors import GsmlpError
 from gsmlp.model.checkpoint import load_gated, save_gated
 from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
@@ -124,3 +125,11 @@ def test_corrupt_meta_is_refused(gated_dir: Path) -> None:
     (gated_dir / "gsmlp.json").write_text('{"format": "gsmlp-gated", ')
     with pytest.raises(GsmlpError, match=r"gsmlp\.json is truncated or not valid JSON"):
         load_detector(gated_dir)
+
+
+def test_info_shows_each_layers_gating(gated_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--model", str(gated_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines if "coder." in line}
+    assert rows["encoder.0"] == ["encoder.0", "32", "170", "256", "16", "4", "-0.25", "gated"]
+    assert rows["encoder.1"][-1] == "static" and rows["decoder.0"][-1] == "oracle"
