@@ -62,8 +62,8 @@ def read_config(path: Path) -> tuple[PretrainedConfig, str]:
     raise GsmlpError(f"{path}: model_type is {model_type!r}; gsmlp loads {accepted}")
 
 
-def build_detector(config: PretrainedConfig, family: str) -> nn.Module:
-    """A randomly initialised transformers detector of `family` (eval mode, FFNs not wrapped yet)."""
+def prepare_config(config: PretrainedConfig, family: str) -> PretrainedConfig:
+    """Settings every gsmlp detector runs with, whatever its checkpoint asked for (in place)."""
     if family not in FAMILIES:
         raise GsmlpError(f"unknown model family {family!r}: choose one of {', '.join(FAMILIES)}")
     # Weights always come from the checkpoint; never download a pretrained backbone.
@@ -71,7 +71,12 @@ def build_detector(config: PretrainedConfig, family: str) -> nn.Module:
     if family == "deformable-detr":
         # The pure-PyTorch attention path: the same numbers on CPU and GPU, and exportable to ONNX.
         config.disable_custom_kernels = True
-    return FAMILIES[family][2](config).eval()
+    return config
+
+
+def build_detector(config: PretrainedConfig, family: str) -> nn.Module:
+    """A randomly initialised transformers detector of `family` (eval mode, FFNs not wrapped yet)."""
+    return FAMILIES[family][2](prepare_config(config, family)).eval()
 
 
 def ready_for_gsmlp(model: nn.Module, block_size: int) -> nn.Module:

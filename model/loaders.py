@@ -19,7 +19,14 @@ from transformers.utils import logging as hf_logging
 from gsmlp.errors import GsmlpError
 from gsmlp.model import zoo
 from gsmlp.model.checkpoint import GSMLP_META, load_gated
-from gsmlp.model.detector import FAMILIES, LoadedDetector, build_detector, read_config, ready_for_gsmlp
+from gsmlp.model.detector import (
+    FAMILIES,
+    LoadedDetector,
+    build_detector,
+    prepare_config,
+    read_config,
+    ready_for_gsmlp,
+)
 from gsmlp.model.official_detr import config_from_official, official_to_hf
 from gsmlp.model.processing import PreprocessConfig
 from gsmlp.model.weights import load_strict, read_pickle_checkpoint, read_state_dict, report_misfit
@@ -73,11 +80,14 @@ def from_hf_state_dict(
     transformers itself maps the key names: its save_pretrained writes some models (Deformable DETR)
     under the Hub's historical names, so only its own loader reads every such file correctly.
     """
-    build_detector(config, family)  # refuses configs gsmlp cannot use, with the reason
     model_class = FAMILIES[family][2]
     with _quiet_transformers():
         model, info = model_class.from_pretrained(
-            None, config=config, state_dict=state_dict, output_loading_info=True, ignore_mismatched_sizes=True
+            None,
+            config=prepare_config(config, family),
+            state_dict=state_dict,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # mismatches come back in `info`, reported below
         )
     mismatched = [f"{key} {tuple(got)} vs model {tuple(want)}" for key, got, want in info["mismatched_keys"]]
     report_misfit(source, sorted(info["missing_keys"]), sorted(info["unexpected_keys"]), mismatched)
