@@ -132,9 +132,30 @@ def learning_rate(step: int, args: argparse.Namespace) -> float:
     return args.lr * (0.1 if step >= args.lr_drop else 1.0)
 
 
+def trainable_batch_norms(model: torch.nn.Module) -> None:
+    """Swap transformers' frozen BatchNorms for trainable ones (in place).
+
+    The frozen ones exist to keep ImageNet statistics; from scratch they are identities, and a backbone
+    with no normalisation trains far slower. Both hold weight/bias/running_mean/running_var, so the
+    trained statistics load back into the frozen layout unchanged (see `frozen_copy`).
+    """
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if type(child).__name__.endswith("FrozenBatchNorm2d"):
+                setattr(module, child_name, torch.nn.BatchNorm2d(child.weight.shape[0]))
+
+
+def frozen_copy(model: torch.nn.Module, family: str) -> torch.nn.Module:
+    """The stock transformers model (frozen BatchNorms) holding the trained weights and statistics."""
+    stock = MODEL_CLASSES[family](model.config)
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    stock.load_state_dict(state, strict=True)
+    return stock
+
+
 def save_checkpoint(model, args: argparse.Namespace, log_rows: list[dict]) -> None:
     with atomic_directory(args.out) as tmp:
-        model.save_pretrained(tmp)
+        frozen_copy(model, args.family).save_pretrained(tmp)
         preprocessor = {
             "size": {"shortest_edge": args.shortest_edge, "longest_edge": args.longest_edge},
             "image_mean": IMAGE_MEAN,
@@ -157,8 +178,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--shortest-edge", type=int, default=192)
-    parser.add_argument("--longest-edge", type=int, default=288)
+    parser.add_argument("--shortest-edge", type=int, default=160)
+    parser.add_argument("--longest-edge", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--save-every", type=int, default=500)
     parser.add_argument("--log-every", type=int, default=25)
@@ -175,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     dataset = ShapesTrainingSet(ensure_split("shapes-train"), args.shortest_edge, args.longest_edge)
-    model = MODEL_CLASSES[args.family](small_config(args.family)).train()
+    model = MODEL_CLASSES[args.family](small_config(args.family))
+    trainable_batch_norms(model)
+    model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     log_rows: list[dict] = []
     order = np.array([], dtype=np.int64)
