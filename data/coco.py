@@ -49,7 +49,9 @@ def read_annotations(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GsmlpError(f"annotations file {path} is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise GsmlpError(f"annotations file {path} must hold a JSON object with images/annotations/categories")
+        raise GsmlpError(
+            f"annotations file {path} must hold a JSON object with images/annotations/categories"
+        )
     for key, fields in REQUIRED_KEYS.items():
         entries = document.get(key)
         if not isinstance(entries, list):
@@ -145,7 +147,10 @@ def load_coco_dataset(annotation_file: Path, image_dir: Path, name: str | None =
             f"(for example {listed[0]['file_name']}); is --images the right folder?"
         )
     if missing:
-        _warn(f"{len(missing)} images listed in {annotation_file} are not in {image_dir}, skipped: {_named(missing)}")
+        _warn(
+            f"{len(missing)} images listed in {annotation_file} are not in {image_dir}, "
+            f"skipped: {_named(missing)}"
+        )
     ids = [img["id"] for img in present]
     return CocoDataset(name or str(annotation_file), annotation_file, image_dir, quiet_coco(document), ids)
 
@@ -164,7 +169,9 @@ def resolve_dataset(data: str, images: str | None = None) -> CocoDataset:
             "give a split name or a COCO instances JSON with --images DIR"
         )
     if path.is_dir():
-        raise GsmlpError(f"--data {data} is a folder; give the COCO instances JSON file inside it and --images DIR")
+        raise GsmlpError(
+            f"--data {data} is a folder; give the COCO instances JSON file inside it and --images DIR"
+        )
     if images is None:
         raise GsmlpError(f"--data {data} is a JSON file: also give --images DIR, the folder of its images")
     return load_coco_dataset(path, Path(images))

@@ -208,7 +208,9 @@ def write_split(spec: SplitSpec, target: Path, show_progress: bool = True) -> No
             image_id = index + 1
             file_name = f"{image_id:06d}.jpg"
             image.save(tmp / "images" / file_name, quality=JPEG_QUALITY)
-            images.append({"id": image_id, "file_name": file_name, "width": image.width, "height": image.height})
+            images.append(
+                {"id": image_id, "file_name": file_name, "width": image.width, "height": image.height}
+            )
             for obj in objects:
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0, **obj})
         document = _coco_document(spec, images, annotations)

@@ -23,8 +23,13 @@ import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
-from transformers import DeformableDetrConfig, DeformableDetrForObjectDetection, DetrConfig
-from transformers import DetrForObjectDetection, PretrainedConfig
+from transformers import (
+    DeformableDetrConfig,
+    DeformableDetrForObjectDetection,
+    DetrConfig,
+    DetrForObjectDetection,
+    PretrainedConfig,
+)
 
 from gsmlp.data.shapes import CATEGORIES, ensure_split
 from gsmlp.io import atomic_directory
@@ -139,7 +144,7 @@ def trainable_batch_norms(model: torch.nn.Module) -> None:
     with no normalisation trains far slower. Both hold weight/bias/running_mean/running_var, so the
     trained statistics load back into the frozen layout unchanged (see `frozen_copy`).
     """
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if type(child).__name__.endswith("FrozenBatchNorm2d"):
                 setattr(module, child_name, torch.nn.BatchNorm2d(child.weight.shape[0]))
@@ -170,7 +175,9 @@ def save_checkpoint(model, args: argparse.Namespace, log_rows: list[dict]) -> No
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--family", required=True, choices=sorted(MODEL_CLASSES))
     parser.add_argument("--out", type=Path, required=True, help="output folder (replaced at each checkpoint)")
     parser.add_argument("--steps", type=int, default=8000)

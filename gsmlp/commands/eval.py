@@ -118,7 +118,8 @@ def detect(detector, dataset: CocoDataset, batch_size: int, limit: int | None) -
 
 def _sparsity_line(sparsity: dict) -> str:
     return (
-        f"FFN neurons skipped: encoder {100 * sparsity['encoder']:.1f} %, decoder {100 * sparsity['decoder']:.1f} %"
+        f"FFN neurons skipped: encoder {100 * sparsity['encoder']:.1f} %, "
+        f"decoder {100 * sparsity['decoder']:.1f} %"
         f"  |  zero ReLU outputs: encoder {100 * sparsity['encoder_activation_sparsity']:.1f} %, "
         f"decoder {100 * sparsity['decoder_activation_sparsity']:.1f} %"
     )
@@ -143,7 +144,11 @@ def run(args: argparse.Namespace) -> int:
         notes.append(f"{len(dataset.unreadable)} unreadable images skipped: {', '.join(dataset.unreadable)}")
     sparsity = sparsity_report(detector.model)
     total_seconds = time.perf_counter() - started
-    print(format_metrics(metrics, f"{detector.source} on {dataset.name}, {len(detections)} images, mode {args.mode}"))
+    print(
+        format_metrics(
+            metrics, f"{detector.source} on {dataset.name}, {len(detections)} images, mode {args.mode}"
+        )
+    )
     print(_sparsity_line(sparsity))
     for note in notes:
         print(f"note: {note}")
