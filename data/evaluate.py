@@ -62,7 +62,10 @@ def coco_metrics(dataset: CocoDataset, detections: dict[int, Detections]) -> dic
         evaluator.accumulate()
         evaluator.summarize()
     # COCOeval reports -1 where a size range has no ground truth; that is "not measured", shown as 0.
-    metrics = {name: max(0.0, float(value) * 100) for name, value in zip(METRIC_NAMES, evaluator.stats[:6], strict=True)}
+    metrics = {
+        name: max(0.0, float(value) * 100)
+        for name, value in zip(METRIC_NAMES, evaluator.stats[:6], strict=True)
+    }
     return {**metrics, "notes": notes}
 
 
