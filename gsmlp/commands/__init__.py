@@ -7,6 +7,7 @@ A pending one is only named here: it says it is not built and exits with status 
 # name -> module implementing it
 COMMANDS: dict[str, str] = {
     "eval": "gsmlp.commands.eval",
+    "info": "gsmlp.commands.info",
 }
 
 # name -> one-line summary, for commands not built yet
