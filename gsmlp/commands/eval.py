@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from gsmlp.args import add_model_argument, load_model_from_args
 from gsmlp.data.coco import CocoDataset, resolve_dataset
 from gsmlp.data.evaluate import coco_metrics, format_metrics
 from gsmlp.errors import GsmlpError
@@ -41,7 +42,7 @@ MODES = ("dense", "static", "gated", "oracle")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="checkpoint folder, .pth, or built-in name")
+    add_model_argument(parser)
     parser.add_argument("--data", required=True, help="shapes-train, shapes-val, or a COCO instances JSON")
     parser.add_argument("--images", help="image folder of a JSON --data")
     parser.add_argument("--mode", choices=MODES, default="dense", help="how the FFNs run (default: dense)")
@@ -126,7 +127,6 @@ def _sparsity_line(sparsity: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gsmlp.model.loaders import load_detector
     from gsmlp.model.wrap import sparsity_report
 
     _check_args(args)
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
     dataset = resolve_dataset(args.data, args.images)
-    detector = load_detector(args.model)
+    detector = load_model_from_args(args)
     _set_mode(detector, args.mode)
     _warn_label_range(detector, dataset)
     detections, model_seconds = detect(detector, dataset, args.batch_size, args.limit)
