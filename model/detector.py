@@ -46,6 +46,11 @@ def family_of(config: PretrainedConfig) -> str:
 def read_config(path: Path) -> tuple[PretrainedConfig, str]:
     """A config.json of either family -> (config, family)."""
     data = read_json(path)
+    if data.get("use_timm_backbone"):
+        raise GsmlpError(
+            f"{path} asks for a timm backbone (use_timm_backbone: true); gsmlp uses the transformers "
+            "ResNet backbone (use_timm_backbone: false), which exports to ONNX without timm"
+        )
     model_type = data.get("model_type")
     for family, (known_type, config_class, _) in FAMILIES.items():
         if model_type == known_type:
@@ -61,11 +66,6 @@ def build_detector(config: PretrainedConfig, family: str) -> nn.Module:
     """A randomly initialised transformers detector of `family` (eval mode, FFNs not wrapped yet)."""
     if family not in FAMILIES:
         raise GsmlpError(f"unknown model family {family!r}: choose one of {', '.join(FAMILIES)}")
-    if getattr(config, "use_timm_backbone", False):
-        raise GsmlpError(
-            "the config asks for a timm backbone (use_timm_backbone: true); gsmlp uses the transformers "
-            "ResNet backbone (use_timm_backbone: false), which exports to ONNX without timm"
-        )
     # Weights always come from the checkpoint; never download a pretrained backbone.
     config.use_pretrained_backbone = False
     if family == "deformable-detr":
