@@ -17,6 +17,7 @@ from gsmlp.exporter.export_modules import GatedMLPForExport, PlainMLPForExport
 from gsmlp.exporter.fold import fold_gated, fold_plain
 from gsmlp.exporter.fp16 import convert_to_fp16
 from gsmlp.exporter.graph import finish_model
+from gsmlp.exporter.retype import demote_float64
 from gsmlp.io import write_bytes_atomic
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.wrap import gated_layers
@@ -152,7 +153,7 @@ def _trace_to_onnx(model: nn.Module, options: ExportOptions) -> onnx.ModelProto:
             do_constant_folding=True,
             dynamo=False,  # the dynamo exporter fails on transformers' data-dependent isfinite check
         )
-    return onnx.load_from_string(buffer.getvalue())
+    return demote_float64(onnx.load_from_string(buffer.getvalue()))
 
 
 def export_onnx(
