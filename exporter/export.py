@@ -50,7 +50,7 @@ class ExportSummary:
 
 
 def family_of(model: nn.Module) -> str:
-    """"detr" or "deformable-detr", from the transformers config."""
+    """ "detr" or "deformable-detr", from the transformers config."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     families = {"detr": "detr", "deformable_detr": "deformable-detr"}
     if model_type not in families:
@@ -58,7 +58,9 @@ def family_of(model: nn.Module) -> str:
     return families[model_type]
 
 
-def _check_exportable(model: nn.Module, family: str, options: ExportOptions) -> list[tuple[str, GatedSparseMLP]]:
+def _check_exportable(
+    model: nn.Module, family: str, options: ExportOptions
+) -> list[tuple[str, GatedSparseMLP]]:
     layers = list(gated_layers(model))
     if not layers:
         raise GsmlpError("the model has no GatedSparseMLP layers: wrap its FFNs (gsmlp.model.wrap) first")
@@ -93,7 +95,9 @@ def _replace_ffns(model: nn.Module, dense: bool) -> tuple[int, int]:
             replacement: nn.Module = GatedMLPForExport(fold_gated(layer))
             gated += 1
         else:
-            replacement = PlainMLPForExport(fold_plain(layer, apply_keep_mask=not dense and layer.mode == "static"))
+            replacement = PlainMLPForExport(
+                fold_plain(layer, apply_keep_mask=not dense and layer.mode == "static")
+            )
             plain += 1
         _set_submodule(model, layer, replacement)
     return gated, plain
@@ -114,7 +118,9 @@ class _DetectorOutputs(nn.Module):
         super().__init__()
         self.detector = detector
 
-    def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = self.detector(pixel_values=pixel_values, pixel_mask=pixel_mask)
         return outputs.logits, outputs.pred_boxes
 

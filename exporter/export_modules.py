@@ -25,7 +25,14 @@ class GatedSparseMLPOp(torch.autograd.Function):
     def symbolic(g, x, w1, b1, w2, b2, gate_down, gate_up, gate_bias, block_size, threshold):
         out = g.op(
             f"{DOMAIN}::{OP_TYPE}",
-            x, w1, b1, w2, b2, gate_down, gate_up, gate_bias,
+            x,
+            w1,
+            b1,
+            w2,
+            b2,
+            gate_down,
+            gate_up,
+            gate_bias,
             block_size_i=int(block_size),
             threshold_f=float(threshold),
             plugin_version_s=PLUGIN_VERSION,
@@ -65,6 +72,14 @@ class GatedMLPForExport(_FoldedModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return GatedSparseMLPOp.apply(
-            x, self.w1, self.b1, self.w2, self.b2, self.gate_down, self.gate_up, self.gate_bias,
-            self.block_size, self.threshold,
+            x,
+            self.w1,
+            self.b1,
+            self.w2,
+            self.b2,
+            self.gate_down,
+            self.gate_up,
+            self.gate_bias,
+            self.block_size,
+            self.threshold,
         )

@@ -57,8 +57,15 @@ def fold_gated(layer: GatedSparseMLP) -> FoldedFFN:
     w1, b1, w2 = layer.fc1.weight.detach(), layer.fc1.bias.detach(), layer.fc2.weight.detach()
     up, bias = gate.up.weight.detach(), gate.up.bias.detach()
     folded = FoldedFFN(
-        w1, b1, w2, layer.fc2.bias.detach(), gate.down.weight.detach(), up, bias,
-        layer.block_size, float(layer.threshold),
+        w1,
+        b1,
+        w2,
+        layer.fc2.bias.detach(),
+        gate.down.weight.detach(),
+        up,
+        bias,
+        layer.block_size,
+        float(layer.threshold),
     )
     if layer.keep_mask is None:
         return folded

@@ -51,7 +51,9 @@ def _rewrite_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
     nodes: list[onnx.NodeProto] = []
     for node in graph.node:
         if node.op_type in KEEP_FP32_OPS:
-            float_inputs = [0] if node.op_type == "Softmax" else [i for i in range(len(node.input)) if node.input[i]]
+            float_inputs = (
+                [0] if node.op_type == "Softmax" else [i for i in range(len(node.input)) if node.input[i]]
+            )
             nodes.extend(_wrap_in_fp32(node, float_inputs))
         else:
             nodes.extend(_float32_only(node))
