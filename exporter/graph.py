@@ -25,8 +25,31 @@ def _set_opset(model: onnx.ModelProto, domain: str, version: int) -> None:
     model.opset_import.append(helper.make_opsetid(domain, version))
 
 
+def materialize_shared_initializers(model: onnx.ModelProto) -> None:
+    """Replace Identity(initializer) by its own initializer.
+
+    The TorchScript exporter deduplicates equal weights (e.g. two zero biases) into one initializer plus
+    Identity nodes; the op contract and TensorRT's plugin binding want every weight input to be an
+    initializer.
+    """
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in initializers:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(initializers[node.input[0]])
+            copy.name = node.output[0]
+            graph.initializer.append(copy)
+        else:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
 def finish_model(model: onnx.ModelProto, *, with_function: bool, metadata: dict[str, str]) -> onnx.ModelProto:
     """Attach the GatedSparseMLP function where the graph uses the op, record metadata, check."""
+    materialize_shared_initializers(model)
     if with_function:
         del model.functions[:]
         model.functions.append(gated_sparse_mlp_function())
