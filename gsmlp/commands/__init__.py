@@ -5,7 +5,9 @@ A pending one is only named here: it says it is not built and exits with status 
 """
 
 # name -> module implementing it
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "info": "gsmlp.commands.info",
+}
 
 # name -> one-line summary, for commands not built yet
 PENDING: dict[str, str] = {
