@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -87,28 +88,41 @@ def _check_exportable(
     return layers
 
 
-def _replace_ffns(model: nn.Module, dense: bool) -> tuple[int, int]:
-    """Swap each GatedSparseMLP for its export stand-in; returns (gated nodes, plain FFNs)."""
-    gated = plain = 0
-    for _, layer in list(gated_layers(model)):
-        if not dense and layer.mode == "gated":
-            replacement: nn.Module = GatedMLPForExport(fold_gated(layer))
-            gated += 1
-        else:
-            replacement = PlainMLPForExport(
-                fold_plain(layer, apply_keep_mask=not dense and layer.mode == "static")
-            )
-            plain += 1
-        _set_submodule(model, layer, replacement)
-    return gated, plain
+def _stand_in(layer: GatedSparseMLP, dense: bool) -> nn.Module:
+    if not dense and layer.mode == "gated":
+        return GatedMLPForExport(fold_gated(layer))
+    return PlainMLPForExport(fold_plain(layer, apply_keep_mask=not dense and layer.mode == "static"))
 
 
-def _set_submodule(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
-    for module in model.modules():
-        for child_name, child in module.named_children():
-            if child is old:
-                setattr(module, child_name, new)
-                return
+@contextlib.contextmanager
+def _ffns_replaced(model: nn.Module, dense: bool) -> Iterator[tuple[int, int]]:
+    """Swap each GatedSparseMLP for its export stand-in, in place, and put them back afterwards.
+
+    In place rather than on a deep copy: gsmlp's padding fix shares the pixel mask between forward hooks
+    and modules, and a copy would split that shared state.
+    """
+    swaps = []
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, GatedSparseMLP):
+                swaps.append((module, child_name, child, _stand_in(child, dense)))
+    try:
+        for parent, name, _, stand_in in swaps:
+            setattr(parent, name, stand_in)
+        gated = sum(isinstance(s[3], GatedMLPForExport) for s in swaps)
+        yield gated, len(swaps) - gated
+    finally:
+        for parent, name, original, _ in swaps:
+            setattr(parent, name, original)
+
+
+def _check_cpu_float32(model: nn.Module) -> None:
+    odd = next((p for p in model.parameters() if p.dtype != torch.float32 or p.device.type != "cpu"), None)
+    if odd is not None:
+        raise GsmlpError(
+            f"export traces a float32 model on the CPU, but a parameter is {odd.dtype} on {odd.device}: "
+            "load the model in float32 on the CPU (use --dtype fp16 for an fp16 file)"
+        )
 
 
 class _DetectorOutputs(nn.Module):
@@ -169,9 +183,9 @@ def export_onnx(
     options = options or ExportOptions()
     family = family_of(model)
     _check_exportable(model, family, options)
-    export_copy = copy.deepcopy(model).float().cpu().eval()
-    gated, plain = _replace_ffns(export_copy, options.dense)
-    proto = _trace_to_onnx(export_copy, options)
+    _check_cpu_float32(model)
+    with _ffns_replaced(model, options.dense) as (gated, plain):
+        proto = _trace_to_onnx(model, options)
     mode = "gated" if not options.dense else "dense"
     metadata = {"gsmlp.family": family, "gsmlp.mode": mode, "gsmlp.dtype": options.dtype}
     if options.dtype == "fp16":
