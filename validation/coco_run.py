@@ -5,10 +5,11 @@ Preprocessing happens once, here, so every backend receives the very same arrays
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from gsmlp.validation.harness import Evaluator, InputBatch, Outputs
@@ -22,21 +23,34 @@ class BatchContext:
     real: int  # leading rows that are real images (the rest pad a static batch)
 
 
+def _chunks(pairs: Iterator[tuple[int, Image.Image]], size: int) -> Iterator[list[tuple[int, Image.Image]]]:
+    chunk: list = []
+    for pair in pairs:
+        chunk.append(pair)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def coco_batches(
     dataset,
-    image_ids: Sequence[int],
+    limit: int | None,
     preprocess_config,
     batch_size: int,
     onnx_shape: tuple[int | None, ...] | None,
     source: str,
 ) -> list[InputBatch]:
-    """Preprocess `image_ids` in batches of `batch_size`, padded to the ONNX file's static shape."""
+    """Preprocess the dataset's images (the first `limit`) in batches, padded to the ONNX static shape."""
     from gsmlp.model.processing import preprocess
 
     batches = []
-    chunks = [list(image_ids[i : i + batch_size]) for i in range(0, len(image_ids), batch_size)]
-    for ids in tqdm(chunks, desc="preprocess", unit="batch", leave=False):
-        batch = preprocess([dataset.load_image(image_id) for image_id in ids], preprocess_config)
+    total = len(dataset) if limit is None else min(limit, len(dataset))
+    pairs = tqdm(dataset.iterate(limit), total=total, desc="preprocess", unit="image", leave=False)
+    for chunk in _chunks(iter(pairs), batch_size):
+        ids = [image_id for image_id, _ in chunk]
+        batch = preprocess([image for _, image in chunk], preprocess_config)
         values, mask = batch.pixel_values.numpy(), batch.pixel_mask.numpy()
         real = len(ids)
         if onnx_shape is not None:

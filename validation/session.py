@@ -47,10 +47,9 @@ def build_report(
     path = str(onnx_path)
     metadata, shape = _onnx_metadata(path)
     model = _reference_model(loaded, metadata, path)
-    image_ids = list(dataset.image_ids)[:limit]
-    if not image_ids:
-        raise GsmlpError("the dataset has no images to validate on")
-    batches = coco_batches(dataset, image_ids, loaded.preprocess, batch_size, shape, path)
+    batches = coco_batches(dataset, limit, loaded.preprocess, batch_size, shape, path)
+    if not batches:
+        raise GsmlpError(f"{getattr(dataset, 'name', 'the dataset')} has no readable images to validate on")
     dtype = metadata.get("gsmlp.dtype", "fp32")
     report = validate_backends(
         _backends(names, model, path),
@@ -59,4 +58,12 @@ def build_report(
         tolerance=tolerance_for(dtype),
         evaluate=coco_evaluator(dataset, batches, loaded.family),
     )
-    return {"model": loaded.source, "onnx": path, "dtype": dtype, "family": loaded.family, **report}
+    skipped = list(getattr(dataset, "unreadable", []))
+    return {
+        "model": loaded.source,
+        "onnx": path,
+        "dtype": dtype,
+        "family": loaded.family,
+        "skipped_images": skipped,
+        **report,
+    }
