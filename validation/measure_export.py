@@ -44,7 +44,7 @@ def random_gated_r50(family: str, seed: int = 0) -> torch.nn.Module:
 
 
 def image_batches(folder: Path, count: int, height: int, width: int) -> list[InputBatch]:
-    side = min(height, width)  # the longer image side is capped too, so every image fits the canvas
+    side = min(height, width) - 8  # both image sides capped below the canvas (resizing rounds up)
     config = PreprocessConfig(shortest_edge=side, longest_edge=side, pad_multiple=1)
     batches = []
     for file in sorted(folder.glob("*.jpg"))[:count]:
