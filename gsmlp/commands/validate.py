@@ -35,11 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("validation")
     group.add_argument("--onnx", required=True, metavar="FILE.onnx", help="the file `gsmlp export` wrote")
     group.add_argument(
-        "--data", required=True, metavar="D", help="a dataset name (e.g. shapes-val) or COCO folder"
+        "--data",
+        required=True,
+        metavar="D",
+        help="a generated split (shapes-train, shapes-val) or a COCO instances JSON (with --images)",
     )
-    group.add_argument(
-        "--images", metavar="DIR", help="the image folder, where it is not beside the annotations"
-    )
+    group.add_argument("--images", metavar="DIR", help="the image folder of a JSON --data")
     group.add_argument(
         "--backends",
         default="pytorch,onnxruntime",
