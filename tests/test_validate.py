@@ -122,34 +122,38 @@ def test_parse_backends_names_the_bad_value() -> None:
         parse_backends("onnxruntime")
 
 
-@pytest.fixture
-def gated_checkpoint(tmp_path: Path) -> Path:
-    model = ready_for_gsmlp(make_tiny_model("detr"), block_size=16)
+def gated_checkpoint(tmp_path: Path, family: str) -> Path:
+    model = ready_for_gsmlp(make_tiny_model(family), block_size=16)
     attach_random_gates(model)
     preprocess = PreprocessConfig(shortest_edge=128, longest_edge=192)
-    save_gated(tmp_path / "gated", LoadedDetector(model, "detr", preprocess, source="tiny"), calibration={})
+    save_gated(tmp_path / "gated", LoadedDetector(model, family, preprocess, source="tiny"), calibration={})
     return tmp_path / "gated"
 
 
-def test_validate_command_on_real_coco_images(
-    gated_checkpoint: Path, coco_subset: Path, tmp_path: Path
-) -> None:
+# DETR exports one dynamic file; Deformable DETR a static 192x192 canvas that every preprocessed batch fits.
+SHAPE_ARGS = {"detr": ["--dynamic"], "deformable-detr": ["--height", "192", "--width", "192", "--batch", "2"]}
+
+
+def test_validate_command_on_real_coco_images(family: str, coco_subset: Path, tmp_path: Path) -> None:
     pytest.importorskip(
         "gsmlp.data.coco", reason="the COCO dataset loader (data/coco.py) is not in this build"
     )
-    onnx_path, report_path = tmp_path / "gated.onnx", tmp_path / "report.json"
-    assert main(["export", "--model", str(gated_checkpoint), "--out", str(onnx_path), "--dynamic"]) == 0
+    checkpoint = gated_checkpoint(tmp_path, family)
+    shape = SHAPE_ARGS[family]
+    onnx_path, dense_path, report_path = (
+        tmp_path / "gated.onnx",
+        tmp_path / "dense.onnx",
+        tmp_path / "report.json",
+    )
+    assert main(["export", "--model", str(checkpoint), "--out", str(onnx_path), *shape]) == 0
     data = ["--data", str(coco_subset / "annotations" / "instances_val2017.json")]
     data += ["--images", str(coco_subset / "val2017"), "--limit", "4", "--batch-size", "2"]
-    common = ["validate", "--model", str(gated_checkpoint), *data, "--report", str(report_path)]
+    common = ["validate", "--model", str(checkpoint), *data, "--report", str(report_path)]
     assert main([*common, "--onnx", str(onnx_path)]) == 0
     report = json.loads(report_path.read_text())
     assert report["pass"] is True and report["images"] == 4
     assert report["backends"]["onnxruntime"]["metrics"]["AP"] >= 0.0
     assert report["parity"]["onnxruntime"]["delta_AP"] == pytest.approx(0.0, abs=0.1)
-    dense_path = tmp_path / "dense.onnx"  # a dense file checked against the dense model also passes
-    assert (
-        main(["export", "--model", str(gated_checkpoint), "--out", str(dense_path), "--dense", "--dynamic"])
-        == 0
-    )
+    # A dense file is checked against the dense model, and passes too.
+    assert main(["export", "--model", str(checkpoint), "--out", str(dense_path), "--dense", *shape]) == 0
     assert main([*common, "--onnx", str(dense_path)]) == 0
