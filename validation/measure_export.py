@@ -56,14 +56,18 @@ def image_batches(folder: Path, count: int, height: int, width: int) -> list[Inp
     return batches
 
 
-def measure(family: str, images: Path, count: int, height: int, width: int, dtypes: list[str]) -> dict:
+def measure(
+    family: str, images: Path, count: int, height: int, width: int, dtypes: list[str], dense: bool = False
+) -> dict:
     model = random_gated_r50(family)
+    if dense:  # the same weights without gating: isolates export error from gate-decision flips
+        set_mode(model, "dense")
     batches = image_batches(images, count, height, width)
     backends: dict = {"pytorch": PyTorchBackend(model)}
     with tempfile.TemporaryDirectory() as folder:
         for dtype in dtypes:
             path = Path(folder) / f"{dtype}.onnx"
-            export_onnx(model, path, ExportOptions(height=height, width=width, dtype=dtype))
+            export_onnx(model, path, ExportOptions(height=height, width=width, dtype=dtype, dense=dense))
             backends[f"onnxruntime-{dtype}"] = OnnxRuntimeBackend(path)
         report = validate_backends(backends, batches, family=family, tolerance=tolerance_for("fp32"))
     return {
@@ -86,11 +90,13 @@ def main() -> None:
     parser.add_argument(
         "--size", default="320x320", help="traced HxW; images are resized to fit (default: 320x320)"
     )
+    parser.add_argument("--dense", action="store_true", help="export and compare the dense model")
     parser.add_argument("--dtypes", default="fp32,fp16", help="comma-separated (default: fp32,fp16)")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split("x"))
-    result = measure(args.family, args.images, args.count, height, width, args.dtypes.split(","))
-    print(json.dumps({"family": args.family, "size": args.size, "images": args.count, **result}, indent=2))
+    result = measure(args.family, args.images, args.count, height, width, args.dtypes.split(","), args.dense)
+    header = {"family": args.family, "size": args.size, "images": args.count, "dense": args.dense}
+    print(json.dumps({**header, **result}, indent=2))
 
 
 if __name__ == "__main__":
