@@ -16,9 +16,9 @@ class Tolerance:
 
 DEFAULT_TOLERANCES = {
     "fp32": Tolerance(delta_ap=0.1, max_abs_diff=1e-4),
-    # fp16: measured on full-size DETR-R50 / Deformable-DETR-R50 (random weights, real COCO images) and the
-    # tiny models; see docs/EXPORT.md "fp16 cost" for the figures behind these bounds.
-    "fp16": Tolerance(delta_ap=0.5, max_abs_diff=5e-2),
+    # fp16: the largest logits difference measured on full-size R50 models with real COCO images was 0.048
+    # (docs/EXPORT.md, "Measured parity"); the bound leaves 2x for other images and providers.
+    "fp16": Tolerance(delta_ap=0.5, max_abs_diff=1e-1),
 }
 
 
