@@ -59,9 +59,7 @@ def family_of(model: nn.Module) -> str:
     return families[model_type]
 
 
-def _check_exportable(
-    model: nn.Module, family: str, options: ExportOptions
-) -> list[tuple[str, GatedSparseMLP]]:
+def _check_exportable(model: nn.Module, family: str, options: ExportOptions) -> None:
     layers = list(gated_layers(model))
     if not layers:
         raise GsmlpError("the model has no GatedSparseMLP layers: wrap its FFNs (gsmlp.model.wrap) first")
@@ -85,7 +83,6 @@ def _check_exportable(
         )
     if options.dtype not in ("fp32", "fp16"):
         raise GsmlpError(f"unknown --dtype {options.dtype!r}: choose fp32 or fp16")
-    return layers
 
 
 def _stand_in(layer: GatedSparseMLP, dense: bool) -> nn.Module:
