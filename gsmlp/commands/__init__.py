@@ -6,8 +6,9 @@ A pending one is only named here: it says it is not built and exits with status 
 
 # name -> module implementing it
 COMMANDS: dict[str, str] = {
-    "info": "gsmlp.commands.info",
+    "build": "gsmlp.commands.build",
     "export": "gsmlp.commands.export",
+    "info": "gsmlp.commands.info",
     "validate": "gsmlp.commands.validate",
 }
 
@@ -15,7 +16,6 @@ COMMANDS: dict[str, str] = {
 PENDING: dict[str, str] = {
     "eval": "evaluate a detector with COCO metrics and FFN sparsity",
     "calibrate": "SIBS static indicators and MGS micro-gates -> gated checkpoint",
-    "build": "build a TensorRT engine with the GatedSparseMLP plugin",
     "bench": "benchmark the sparse kernels against the dense FFN",
     "demo": "the main job: calibrate, export, build, validate on the built-in model",
 }
