@@ -8,14 +8,14 @@ A pending one is only named here: it says it is not built and exits with status 
 COMMANDS: dict[str, str] = {
     "build": "gsmlp.commands.build",
     "eval": "gsmlp.commands.eval",
+    "export": "gsmlp.commands.export",
     "info": "gsmlp.commands.info",
+    "validate": "gsmlp.commands.validate",
 }
 
 # name -> one-line summary, for commands not built yet
 PENDING: dict[str, str] = {
     "calibrate": "SIBS static indicators and MGS micro-gates -> gated checkpoint",
-    "export": "export a (gated) detector to ONNX with GatedSparseMLP nodes",
-    "validate": "COCO mAP parity across PyTorch, ONNX Runtime and TensorRT",
     "bench": "benchmark the sparse kernels against the dense FFN",
     "demo": "the main job: calibrate, export, build, validate on the built-in model",
 }

@@ -1,0 +1,192 @@
+"""Export a wrapped DETR / Deformable DETR to ONNX: one gsmlp::GatedSparseMLP node per gated FFN."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import onnx
+import torch
+from torch import nn
+
+from gsmlp.errors import GsmlpError
+from gsmlp.exporter.export_modules import GatedMLPForExport, PlainMLPForExport
+from gsmlp.exporter.fold import fold_gated, fold_plain
+from gsmlp.exporter.fp16 import convert_to_fp16
+from gsmlp.exporter.graph import finish_model
+from gsmlp.exporter.retype import demote_float64
+from gsmlp.io import write_bytes_atomic
+from gsmlp.model.gated_mlp import GatedSparseMLP
+from gsmlp.model.wrap import gated_layers
+
+OPSET = 17
+INPUT_NAMES = ["pixel_values", "pixel_mask"]
+OUTPUT_NAMES = ["logits", "pred_boxes"]
+Dtype = Literal["fp32", "fp16"]
+
+
+@dataclass
+class ExportOptions:
+    dense: bool = False
+    dtype: Dtype = "fp32"
+    dynamic: bool = False
+    height: int = 800
+    width: int = 800
+    batch: int = 1
+
+
+@dataclass
+class ExportSummary:
+    path: str
+    family: str
+    mode: str  # "gated" or "dense": which PyTorch mode the file reproduces
+    gated_nodes: int
+    plain_ffns: int
+    dtype: str
+    dynamic: bool
+
+
+def family_of(model: nn.Module) -> str:
+    """ "detr" or "deformable-detr", from the transformers config."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    families = {"detr": "detr", "deformable_detr": "deformable-detr"}
+    if model_type not in families:
+        raise GsmlpError(f"cannot export model_type {model_type!r}: gsmlp exports detr and deformable_detr")
+    return families[model_type]
+
+
+def _check_exportable(model: nn.Module, family: str, options: ExportOptions) -> None:
+    layers = list(gated_layers(model))
+    if not layers:
+        raise GsmlpError("the model has no GatedSparseMLP layers: wrap its FFNs (gsmlp.model.wrap) first")
+    if not options.dense:
+        oracle = [name for name, layer in layers if layer.mode == "oracle"]
+        if oracle:
+            raise GsmlpError(
+                f"FFN {oracle[0]} is in oracle mode, which reads the FFN's own activations to choose its "
+                "blocks and has no deployable form; export in gated mode, or pass --dense"
+            )
+        if all(layer.mode == "dense" for _, layer in layers):
+            raise GsmlpError(
+                "the model has no gated or SIBS-pruned FFN (every FFN is dense): calibrate it first "
+                "(gsmlp calibrate), or pass --dense to export the plain FFNs"
+            )
+    if options.dynamic and family == "deformable-detr":
+        raise GsmlpError(
+            "--dynamic is not supported for Deformable DETR: its spatial shapes and level offsets are traced "
+            "as constants, so another image size would silently give wrong outputs; export one file per "
+            "size with --height/--width (see docs/EXPORT.md)"
+        )
+    if options.dtype not in ("fp32", "fp16"):
+        raise GsmlpError(f"unknown --dtype {options.dtype!r}: choose fp32 or fp16")
+
+
+def _stand_in(layer: GatedSparseMLP, dense: bool) -> nn.Module:
+    if not dense and layer.mode == "gated":
+        return GatedMLPForExport(fold_gated(layer))
+    return PlainMLPForExport(fold_plain(layer, apply_keep_mask=not dense and layer.mode == "static"))
+
+
+@contextlib.contextmanager
+def _ffns_replaced(model: nn.Module, dense: bool) -> Iterator[tuple[int, int]]:
+    """Swap each GatedSparseMLP for its export stand-in, in place, and put them back afterwards.
+
+    In place rather than on a deep copy: gsmlp's padding fix shares the pixel mask between forward hooks
+    and modules, and a copy would split that shared state.
+    """
+    swaps = []
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, GatedSparseMLP):
+                swaps.append((module, child_name, child, _stand_in(child, dense)))
+    try:
+        for parent, name, _, stand_in in swaps:
+            setattr(parent, name, stand_in)
+        gated = sum(isinstance(s[3], GatedMLPForExport) for s in swaps)
+        yield gated, len(swaps) - gated
+    finally:
+        for parent, name, original, _ in swaps:
+            setattr(parent, name, original)
+
+
+def _check_cpu_float32(model: nn.Module) -> None:
+    odd = next((p for p in model.parameters() if p.dtype != torch.float32 or p.device.type != "cpu"), None)
+    if odd is not None:
+        raise GsmlpError(
+            f"export traces a float32 model on the CPU, but a parameter is {odd.dtype} on {odd.device}: "
+            "load the model in float32 on the CPU (use --dtype fp16 for an fp16 file)"
+        )
+
+
+class _DetectorOutputs(nn.Module):
+    """(pixel_values, pixel_mask) -> (logits, pred_boxes): the plain signature every backend runs."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(
+        self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = self.detector(pixel_values=pixel_values, pixel_mask=pixel_mask)
+        return outputs.logits, outputs.pred_boxes
+
+
+def _example_inputs(options: ExportOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    shape = (options.batch, 3, options.height, options.width)
+    pixel_values = torch.randn(shape, generator=generator)
+    pixel_mask = torch.ones((options.batch, options.height, options.width), dtype=torch.long)
+    return pixel_values, pixel_mask
+
+
+def _dynamic_axes(options: ExportOptions) -> dict[str, dict[int, str]] | None:
+    if not options.dynamic:
+        return None
+    return {
+        "pixel_values": {0: "batch", 2: "height", 3: "width"},
+        "pixel_mask": {0: "batch", 1: "height", 2: "width"},
+        "logits": {0: "batch"},
+        "pred_boxes": {0: "batch"},
+    }
+
+
+def _trace_to_onnx(model: nn.Module, options: ExportOptions) -> onnx.ModelProto:
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            _DetectorOutputs(model).eval(),
+            _example_inputs(options),
+            buffer,
+            input_names=INPUT_NAMES,
+            output_names=OUTPUT_NAMES,
+            dynamic_axes=_dynamic_axes(options),
+            opset_version=OPSET,
+            custom_opsets={"gsmlp": 1},
+            do_constant_folding=True,
+            dynamo=False,  # the dynamo exporter fails on transformers' data-dependent isfinite check
+        )
+    return demote_float64(onnx.load_from_string(buffer.getvalue()))
+
+
+def export_onnx(
+    model: nn.Module, out: str | os.PathLike[str], options: ExportOptions | None = None
+) -> ExportSummary:
+    """Write `model` (wrapped by gsmlp.model.wrap, in its current modes) as ONNX at `out`, atomically."""
+    options = options or ExportOptions()
+    family = family_of(model)
+    _check_exportable(model, family, options)
+    _check_cpu_float32(model)
+    with _ffns_replaced(model, options.dense) as (gated, plain):
+        proto = _trace_to_onnx(model, options)
+    mode = "gated" if not options.dense else "dense"
+    metadata = {"gsmlp.family": family, "gsmlp.mode": mode, "gsmlp.dtype": options.dtype}
+    if options.dtype == "fp16":
+        proto = convert_to_fp16(proto)
+    proto = finish_model(proto, with_function=gated > 0, metadata=metadata)
+    write_bytes_atomic(out, proto.SerializeToString())
+    return ExportSummary(str(out), family, mode, gated, plain, options.dtype, options.dynamic)

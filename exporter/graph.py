@@ -1,0 +1,73 @@
+"""Finishing touches on a traced graph: the local function, the gsmlp opset, metadata, the checker."""
+
+from __future__ import annotations
+
+import onnx
+from onnx import helper
+
+from gsmlp.errors import GsmlpError
+from gsmlp.exporter.op_function import DOMAIN, DOMAIN_VERSION, OP_TYPE, gated_sparse_mlp_function
+
+
+def gated_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [node for node in model.graph.node if node.domain == DOMAIN and node.op_type == OP_TYPE]
+
+
+def has_function(model: onnx.ModelProto) -> bool:
+    return any(f.domain == DOMAIN and f.name == OP_TYPE for f in model.functions)
+
+
+def _set_opset(model: onnx.ModelProto, domain: str, version: int) -> None:
+    for opset in model.opset_import:
+        if opset.domain == domain:
+            opset.version = version
+            return
+    model.opset_import.append(helper.make_opsetid(domain, version))
+
+
+def materialize_shared_initializers(model: onnx.ModelProto) -> None:
+    """Replace Identity(initializer) by its own initializer.
+
+    The TorchScript exporter deduplicates equal weights (e.g. two zero biases) into one initializer plus
+    Identity nodes; the op contract and TensorRT's plugin binding want every weight input to be an
+    initializer.
+    """
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in initializers:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(initializers[node.input[0]])
+            copy.name = node.output[0]
+            graph.initializer.append(copy)
+        else:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
+def finish_model(model: onnx.ModelProto, *, with_function: bool, metadata: dict[str, str]) -> onnx.ModelProto:
+    """Attach the GatedSparseMLP function where the graph uses the op, record metadata, check."""
+    materialize_shared_initializers(model)
+    if with_function:
+        del model.functions[:]
+        model.functions.append(gated_sparse_mlp_function())
+        _set_opset(model, DOMAIN, DOMAIN_VERSION)
+    else:
+        kept = [o for o in model.opset_import if o.domain != DOMAIN]
+        del model.opset_import[:]
+        model.opset_import.extend(kept)
+    helper.set_model_props(model, metadata)
+    model.producer_name = "gsmlp"
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def check_loadable(model: onnx.ModelProto, path: str) -> None:
+    """Every GatedSparseMLP node needs the function body, or no runtime without the plugin can run it."""
+    if gated_nodes(model) and not has_function(model):
+        raise GsmlpError(
+            f"{path} has {len(gated_nodes(model))} {DOMAIN}::{OP_TYPE} nodes but no {DOMAIN}::{OP_TYPE} "
+            "local function, so ONNX Runtime cannot run it; re-export it with `gsmlp export`"
+        )

@@ -1,0 +1,89 @@
+"""`gsmlp export`: a detector -> one ONNX file with a GatedSparseMLP node per gated FFN."""
+
+from __future__ import annotations
+
+import argparse
+
+from gsmlp.errors import GsmlpError
+
+HELP = "export a (gated) detector to ONNX with GatedSparseMLP nodes"
+DESCRIPTION = """\
+Write the detector as ONNX (opset 17). Each FFN in gated mode becomes ONE node `GatedSparseMLP` of domain
+`gsmlp` (inputs x, W1, B1, W2, B2, GateDown, GateUp, GateBias; attributes block_size, threshold,
+plugin_version, plugin_namespace), and the file carries an ONNX local function of the same name whose body
+computes the op with standard ONNX ops: ONNX Runtime runs the file as is, and TensorRT 10.15+ binds the
+gsmlp plugin where it is loaded. SIBS-pruned neurons are removed from the weights (an exact change).
+FFNs without a gate (dense or SIBS-only) export as plain MatMul/Add/Relu. The op contract is
+docs/op_spec.md; what was measured is docs/EXPORT.md.
+
+Inputs: pixel_values [B,3,H,W] float32 and pixel_mask [B,H,W] int64 (1 = real pixel), so batches of
+different image sizes stay correct. Outputs: logits and pred_boxes, float32 (also with --dtype fp16).
+
+examples:
+  gsmlp export --model runs/detr-small-mgs --out runs/gated.onnx
+  gsmlp export --model detr-small --dense --out runs/dense.onnx --dynamic
+  gsmlp export --model runs/deformable-mgs --out runs/gated-fp16.onnx --dtype fp16 --height 800 --width 1088
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from gsmlp.args import add_model_argument
+
+    add_model_argument(parser)
+    group = parser.add_argument_group("export")
+    group.add_argument(
+        "--out", required=True, metavar="FILE.onnx", help="the ONNX file to write (atomically)"
+    )
+    group.add_argument(
+        "--dense", action="store_true", help="export every FFN as the plain dense FFN (the baseline engine)"
+    )
+    group.add_argument(
+        "--dtype",
+        choices=("fp32", "fp16"),
+        default="fp32",
+        help="fp16: a strongly typed fp16 graph for TensorRT 11 (LayerNorm and Softmax stay fp32; "
+        "inputs and outputs stay float32) (default: fp32)",
+    )
+    group.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="batch, height and width dynamic (DETR only: Deformable DETR bakes its feature-map "
+        "shapes into the graph, so it is exported per size)",
+    )
+    group.add_argument(
+        "--height", type=int, default=800, metavar="H", help="traced image height (default: 800)"
+    )
+    group.add_argument(
+        "--width", type=int, default=800, metavar="W", help="traced image width (default: 800)"
+    )
+    group.add_argument("--batch", type=int, default=1, metavar="N", help="traced batch size (default: 1)")
+
+
+def _check_sizes(args: argparse.Namespace) -> None:
+    for name in ("height", "width", "batch"):
+        value = getattr(args, name)
+        if value < 1:
+            raise GsmlpError(f"--{name} must be at least 1, got {value}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gsmlp.args import load_model_from_args
+    from gsmlp.exporter.export import ExportOptions, export_onnx
+
+    _check_sizes(args)
+    loaded = load_model_from_args(args)
+    options = ExportOptions(
+        dense=args.dense,
+        dtype=args.dtype,
+        dynamic=args.dynamic,
+        height=args.height,
+        width=args.width,
+        batch=args.batch,
+    )
+    print(f"exporting {loaded.source} ({loaded.family}) to {args.out} ...", flush=True)
+    summary = export_onnx(loaded.model, args.out, options)
+    print(
+        f"wrote {summary.path}: {summary.gated_nodes} GatedSparseMLP nodes, {summary.plain_ffns} plain FFNs, "
+        f"{summary.dtype}, {'dynamic' if summary.dynamic else f'{args.batch}x3x{args.height}x{args.width}'}"
+    )
+    return 0

@@ -1,0 +1,100 @@
+"""`gsmlp validate`: the same images through every backend; COCO mAP, parity against PyTorch, a report."""
+
+from __future__ import annotations
+
+import argparse
+
+from gsmlp.errors import GsmlpError
+
+HELP = "COCO mAP parity across PyTorch, ONNX Runtime and TensorRT"
+DESCRIPTION = """\
+Preprocess the images once, run the identical arrays through each backend, evaluate each with pycocotools,
+and compare every backend with PyTorch (the reference, in the mode the ONNX file was exported from):
+  delta_AP        AP(backend) - AP(pytorch), COCO points 0-100
+  max_abs_diff    largest absolute difference over logits and pred_boxes
+  max_rel_diff    largest relative difference (against max(|reference|, 1e-3))
+  detection_agreement  PyTorch's top-100 queries per image: same label and box IoU >= 0.99 in the backend
+Parity passes when |delta_AP| <= 0.1 and max_abs_diff <= 1e-4 (fp32 files) or the measured fp16 bounds
+(fp16 files; docs/EXPORT.md). The exit status is 1 when parity fails, so scripts can gate on it.
+
+The report (JSON, written atomically) holds `backends` (status ok|skipped|failed, reason, metrics,
+latency_ms), `parity` (per non-reference backend) and the top-level `pass`.
+
+example:
+  gsmlp validate --model runs/detr-small-mgs --onnx runs/gated.onnx --data shapes-val \\
+                 --backends pytorch,onnxruntime --report runs/report.json
+"""
+
+KNOWN_BACKENDS = ("pytorch", "onnxruntime")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from gsmlp.args import add_model_argument
+
+    add_model_argument(parser)
+    group = parser.add_argument_group("validation")
+    group.add_argument("--onnx", required=True, metavar="FILE.onnx", help="the file `gsmlp export` wrote")
+    group.add_argument(
+        "--data",
+        required=True,
+        metavar="D",
+        help="a generated split (shapes-train, shapes-val) or a COCO instances JSON (with --images)",
+    )
+    group.add_argument("--images", metavar="DIR", help="the image folder of a JSON --data")
+    group.add_argument(
+        "--backends",
+        default="pytorch,onnxruntime",
+        help=f"comma-separated, from {', '.join(KNOWN_BACKENDS)}; pytorch is the reference "
+        "(default: %(default)s)",
+    )
+    group.add_argument("--limit", type=int, metavar="N", help="only the first N images")
+    group.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per batch (default: 1)")
+    group.add_argument("--report", required=True, metavar="FILE.json", help="where to write the report")
+
+
+def parse_backends(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in KNOWN_BACKENDS]
+    if unknown or not names:
+        raise GsmlpError(
+            f"--backends {text!r}: unknown {unknown or 'empty list'}; choose from {', '.join(KNOWN_BACKENDS)}"
+        )
+    if "pytorch" not in names:
+        raise GsmlpError(
+            "--backends must include pytorch: it is the reference every other backend is compared with"
+        )
+    return names
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    if args.batch_size < 1:
+        raise GsmlpError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        raise GsmlpError(f"--limit must be at least 1, got {args.limit}")
+
+
+def _print_summary(report: dict) -> None:
+    for name, entry in report["backends"].items():
+        ap = (entry["metrics"] or {}).get("AP")
+        print(f"{name:12s} {entry['status']:8s} AP={ap if ap is None else round(ap, 2)} {entry['reason']}")
+    for name, entry in report["parity"].items():
+        verdict = "pass" if entry["pass"] else "FAIL"
+        delta, diff = entry["delta_AP"], entry["max_abs_diff"]
+        print(f"{name:12s} parity {verdict}: delta_AP={delta} max_abs_diff={diff:.3g}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gsmlp.args import load_model_from_args
+    from gsmlp.data.coco import resolve_dataset
+    from gsmlp.io import write_json_atomic
+    from gsmlp.validation.session import build_report
+
+    names = parse_backends(args.backends)
+    _check_counts(args)
+    loaded = load_model_from_args(args)
+    dataset = resolve_dataset(args.data, args.images)
+    report = build_report(loaded, args.onnx, dataset, names, limit=args.limit, batch_size=args.batch_size)
+    write_json_atomic(args.report, report)
+    _print_summary(report)
+    print(f"report: {args.report}")
+    return 0 if report["pass"] else 1

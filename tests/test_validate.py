@@ -1,0 +1,159 @@
+"""The parity harness: real images through PyTorch and ONNX Runtime; the report passes only on agreement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gsmlp.cli import main
+from gsmlp.commands.validate import parse_backends
+from gsmlp.errors import GsmlpError
+from gsmlp.exporter.export import ExportOptions, export_onnx
+from gsmlp.model.checkpoint import save_gated
+from gsmlp.model.detector import LoadedDetector, ready_for_gsmlp
+from gsmlp.model.processing import PreprocessConfig
+from gsmlp.model.wrap import gated_layers
+from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend
+from gsmlp.validation.harness import InputBatch, validate_backends
+from gsmlp.validation.inputs import fit_batch
+from gsmlp.validation.parity import detection_agreement
+from gsmlp.validation.tolerances import tolerance_for
+from tests.conftest import make_tiny_model
+from tests.test_export import attach_random_gates, gated_tiny
+from tests.test_export_real_images import coco_canvas_batch
+
+SIZE = (128, 160)
+
+
+def real_batches(root: Path, count: int = 2) -> list[InputBatch]:
+    pixel_values, pixel_mask = coco_canvas_batch(root, count, *SIZE)
+    return [InputBatch(pixel_values[i : i + 1], pixel_mask[i : i + 1]) for i in range(count)]
+
+
+def test_report_passes_when_onnxruntime_matches(family: str, coco_subset: Path, tmp_path: Path) -> None:
+    model = gated_tiny(family)
+    path = tmp_path / "gated.onnx"
+    export_onnx(model, path, ExportOptions(height=SIZE[0], width=SIZE[1]))
+    backends = {
+        "pytorch": PyTorchBackend(model),
+        "onnxruntime": OnnxRuntimeBackend(path),
+        "tensorrt": "no GPU",
+    }
+    report = validate_backends(
+        backends, real_batches(coco_subset, 3), family=family, tolerance=tolerance_for("fp32"), progress=False
+    )
+    assert report["pass"] is True
+    assert report["backends"]["tensorrt"] == {
+        "status": "skipped",
+        "reason": "no GPU",
+        "metrics": None,
+        "latency_ms": None,
+    }
+    assert report["backends"]["onnxruntime"]["latency_ms"]["batches"] == 2  # the warm-up batch is excluded
+    parity = report["parity"]["onnxruntime"]
+    assert set(parity) >= {
+        "delta_AP",
+        "max_abs_diff",
+        "pass",
+        "max_rel_diff",
+        "outputs",
+        "detection_agreement",
+    }
+    assert parity["max_abs_diff"] <= 1e-4 and parity["detection_agreement"]["agreement"] == 1.0
+    json.dumps(report, allow_nan=False)  # the report is plain JSON
+
+
+def test_report_fails_when_the_file_computes_something_else(coco_subset: Path, tmp_path: Path) -> None:
+    model = gated_tiny("detr")
+    path = tmp_path / "other.onnx"
+    for _, layer in gated_layers(model):
+        layer.threshold.fill_(0.5)  # a different gate threshold: fewer blocks on in the exported file
+    export_onnx(model, path, ExportOptions(height=SIZE[0], width=SIZE[1]))
+    for _, layer in gated_layers(model):
+        layer.threshold.fill_(0.0)
+    backends = {"pytorch": PyTorchBackend(model), "onnxruntime": OnnxRuntimeBackend(path)}
+    report = validate_backends(
+        backends, real_batches(coco_subset), family="detr", tolerance=tolerance_for("fp32")
+    )
+    assert report["pass"] is False
+    assert report["parity"]["onnxruntime"]["max_abs_diff"] > 1e-4
+
+
+def test_a_crashing_backend_is_failed_and_the_others_still_report(coco_subset: Path, tmp_path: Path) -> None:
+    model = gated_tiny("detr")
+    path = tmp_path / "small.onnx"
+    export_onnx(model, path, ExportOptions(height=64, width=64))  # static 64x64: the 128x160 batches crash it
+    backends = {"pytorch": PyTorchBackend(model), "onnxruntime": OnnxRuntimeBackend(path)}
+    report = validate_backends(
+        backends, real_batches(coco_subset), family="detr", tolerance=tolerance_for("fp32")
+    )
+    assert report["backends"]["onnxruntime"]["status"] == "failed"
+    assert "pixel_values" in report["backends"]["onnxruntime"]["reason"]
+    assert report["backends"]["pytorch"]["status"] == "ok"
+    assert report["pass"] is False
+
+
+def test_detection_agreement_sees_a_moved_box() -> None:
+    rng = np.random.default_rng(0)
+    outputs = {"logits": rng.standard_normal((1, 10, 6)), "pred_boxes": rng.uniform(0.2, 0.4, (1, 10, 4))}
+    assert detection_agreement(outputs, outputs, "detr")["agreement"] == 1.0
+    moved = {"logits": outputs["logits"], "pred_boxes": outputs["pred_boxes"].copy()}
+    moved["pred_boxes"][0, :, 0] += 0.01
+    result = detection_agreement(outputs, moved, "deformable-detr")
+    assert result["agreement"] == 0.0 and result["label_agreement"] == 1.0 and result["min_iou"] < 0.99
+
+
+def test_fit_batch_pads_images_and_batch_and_refuses_larger_images() -> None:
+    values, mask = np.ones((1, 3, 4, 5), np.float32), np.ones((1, 4, 5), np.int64)
+    padded_values, padded_mask, real = fit_batch(values, mask, (2, 3, 8, 8), "x.onnx")
+    assert padded_values.shape == (2, 3, 8, 8) and real == 1 and padded_mask[0].sum() == 20
+    with pytest.raises(GsmlpError, match="x.onnx was exported for 2x2 images"):
+        fit_batch(values, mask, (1, 3, 2, 2), "x.onnx")
+
+
+def test_parse_backends_names_the_bad_value() -> None:
+    assert parse_backends("pytorch, onnxruntime") == ["pytorch", "onnxruntime"]
+    with pytest.raises(GsmlpError, match="unknown \\['tensorflow'\\]"):
+        parse_backends("pytorch,tensorflow")
+    with pytest.raises(GsmlpError, match="must include pytorch"):
+        parse_backends("onnxruntime")
+
+
+def gated_checkpoint(tmp_path: Path, family: str) -> Path:
+    model = ready_for_gsmlp(make_tiny_model(family), block_size=16)
+    attach_random_gates(model)
+    preprocess = PreprocessConfig(shortest_edge=128, longest_edge=192)
+    save_gated(tmp_path / "gated", LoadedDetector(model, family, preprocess, source="tiny"), calibration={})
+    return tmp_path / "gated"
+
+
+# DETR exports one dynamic file; Deformable DETR a static 192x192 canvas that every preprocessed batch fits.
+SHAPE_ARGS = {"detr": ["--dynamic"], "deformable-detr": ["--height", "192", "--width", "192", "--batch", "2"]}
+
+
+def test_validate_command_on_real_coco_images(family: str, coco_subset: Path, tmp_path: Path) -> None:
+    pytest.importorskip(
+        "gsmlp.data.coco", reason="the COCO dataset loader (data/coco.py) is not in this build"
+    )
+    checkpoint = gated_checkpoint(tmp_path, family)
+    shape = SHAPE_ARGS[family]
+    onnx_path, dense_path, report_path = (
+        tmp_path / "gated.onnx",
+        tmp_path / "dense.onnx",
+        tmp_path / "report.json",
+    )
+    assert main(["export", "--model", str(checkpoint), "--out", str(onnx_path), *shape]) == 0
+    data = ["--data", str(coco_subset / "annotations" / "instances_val2017.json")]
+    data += ["--images", str(coco_subset / "val2017"), "--limit", "4", "--batch-size", "2"]
+    common = ["validate", "--model", str(checkpoint), *data, "--report", str(report_path)]
+    assert main([*common, "--onnx", str(onnx_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["pass"] is True and report["images"] == 4
+    assert report["backends"]["onnxruntime"]["metrics"]["AP"] >= 0.0
+    assert report["parity"]["onnxruntime"]["delta_AP"] == pytest.approx(0.0, abs=0.1)
+    # A dense file is checked against the dense model, and passes too.
+    assert main(["export", "--model", str(checkpoint), "--out", str(dense_path), "--dense", *shape]) == 0
+    assert main([*common, "--onnx", str(dense_path)]) == 0

@@ -1,0 +1,91 @@
+"""Backends: one interface, `run(pixel_values, pixel_mask) -> {"logits", "pred_boxes"}`, numpy in and out.
+
+Every backend (PyTorch, ONNX Runtime, TensorRT in gsmlp.runtime) takes the same preprocessed arrays, so
+parity compares computations, never preprocessing.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from gsmlp.errors import GsmlpError
+from gsmlp.exporter.graph import check_loadable
+
+OUTPUTS = ("logits", "pred_boxes")
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, pixel_values: np.ndarray, pixel_mask: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+class PyTorchBackend:
+    """The loaded gsmlp model, in the modes it was given: the reference of every parity check."""
+
+    name = "pytorch"
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model.eval()
+
+    def run(self, pixel_values: np.ndarray, pixel_mask: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            outputs = self.model(
+                pixel_values=torch.from_numpy(pixel_values), pixel_mask=torch.from_numpy(pixel_mask)
+            )
+        return {"logits": outputs.logits.float().numpy(), "pred_boxes": outputs.pred_boxes.float().numpy()}
+
+
+def _cuda_driver_present() -> bool:
+    # onnxruntime-gpu lists the CUDA provider even with no GPU, then falls back noisily; ask the driver.
+    return ctypes.util.find_library("cuda") is not None
+
+
+def read_onnx(path: str | Path) -> onnx.ModelProto:
+    """Load an ONNX file with a message naming it when it is missing or not ONNX."""
+    path = Path(path)
+    if not path.is_file():
+        raise GsmlpError(f"{path}: no such ONNX file (write one with `gsmlp export`)")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others; the user needs the file name
+        raise GsmlpError(f"{path} is not a readable ONNX model: {exc}") from None
+    check_loadable(model, str(path))
+    return model
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime on CPU, or with the CUDA provider first where a CUDA driver is present."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, *, use_cuda: bool | None = None, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.metadata = {p.key: p.value for p in read_onnx(self.path).metadata_props}
+        use_cuda = _cuda_driver_present() if use_cuda is None else use_cuda
+        available = ort.get_available_providers()
+        providers = ["CPUExecutionProvider"]
+        if use_cuda and "CUDAExecutionProvider" in available:
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # fp16 graphs make ORT warn about every node it cannot pre-fold
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as exc:
+            raise GsmlpError(f"ONNX Runtime cannot load {self.path}: {exc}") from None
+        self.providers = self.session.get_providers()
+
+    def run(self, pixel_values: np.ndarray, pixel_mask: np.ndarray) -> dict[str, np.ndarray]:
+        feeds = {"pixel_values": pixel_values.astype(np.float32), "pixel_mask": pixel_mask.astype(np.int64)}
+        values = self.session.run(list(OUTPUTS), feeds)
+        return dict(zip(OUTPUTS, values, strict=True))

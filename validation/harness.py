@@ -1,0 +1,152 @@
+"""Run the same preprocessed batches through every backend and compare each with the reference.
+
+The report format (extended, never forked, by later validation work):
+    backends: {name: {status: ok|skipped|failed, reason, metrics, latency_ms: {median, p90, batches}}}
+    parity:   {name: {delta_AP, max_abs_diff, pass, max_rel_diff, outputs, detection_agreement, tolerance}}
+    pass:     every non-reference backend that ran passed, and none failed
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from gsmlp.validation.backends import Backend
+from gsmlp.validation.parity import detection_agreement, output_differences
+from gsmlp.validation.tolerances import Tolerance
+
+Outputs = dict[str, np.ndarray]
+# Turns one backend's outputs (one dict per batch) into COCO metrics in points, or None where none apply.
+Evaluator = Callable[[list[Outputs]], dict[str, float] | None]
+
+
+@dataclass
+class InputBatch:
+    pixel_values: np.ndarray  # [B, 3, H, W] float32
+    pixel_mask: np.ndarray  # [B, H, W] int64
+    context: object = None  # whatever the evaluator needs to post-process this batch (sizes, image ids)
+
+
+@dataclass
+class BackendRun:
+    status: str = "ok"
+    reason: str = ""
+    outputs: list[Outputs] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+def _latency_ms(seconds: list[float]) -> dict[str, float | int] | None:
+    # The first batch pays for lazy initialisation (allocations, kernel selection): not counted when
+    # there are others.
+    timed = seconds[1:] if len(seconds) > 1 else seconds
+    if not timed:
+        return None
+    ms = np.asarray(timed) * 1000.0
+    return {"median": float(np.median(ms)), "p90": float(np.percentile(ms, 90)), "batches": len(ms)}
+
+
+def run_backend(backend: Backend, batches: Sequence[InputBatch], progress: bool = True) -> BackendRun:
+    """Every batch through one backend; a crash marks it failed with the error, never stops the run."""
+    run = BackendRun()
+    for batch in tqdm(batches, desc=backend.name, unit="batch", disable=not progress, leave=False):
+        start = time.perf_counter()
+        try:
+            run.outputs.append(backend.run(batch.pixel_values, batch.pixel_mask))
+        except Exception as exc:  # a backend crash is a result to report, not a reason to stop
+            return BackendRun("failed", f"{type(exc).__name__}: {exc}")
+        run.seconds.append(time.perf_counter() - start)
+    return run
+
+
+def _merged_parity(reference: list[Outputs], other: list[Outputs], family: str) -> dict:
+    per_output: dict[str, dict[str, float]] = {}
+    agreements = []
+    for ref, out in zip(reference, other, strict=True):
+        for name, diff in output_differences(ref, out).items():
+            merged = per_output.setdefault(name, {"max_abs_diff": 0.0, "max_rel_diff": 0.0})
+            for key in merged:
+                merged[key] = max(merged[key], diff[key])
+        agreements.append(detection_agreement(ref, out, family))
+    detections = sum(a["detections"] for a in agreements)
+    agreement = {
+        "detections": detections,
+        "agreement": sum(a["agreement"] * a["detections"] for a in agreements) / max(detections, 1),
+        "label_agreement": sum(a["label_agreement"] * a["detections"] for a in agreements)
+        / max(detections, 1),
+        "min_iou": min((a["min_iou"] for a in agreements), default=1.0),
+        "min_iou_required": agreements[0]["min_iou_required"] if agreements else 0.99,
+    }
+    return {"outputs": per_output, "detection_agreement": agreement}
+
+
+def _parity_entry(
+    reference: BackendRun, other: BackendRun, ref_metrics, metrics, family: str, tolerance: Tolerance
+) -> dict:
+    details = _merged_parity(reference.outputs, other.outputs, family)
+    max_abs = max((d["max_abs_diff"] for d in details["outputs"].values()), default=0.0)
+    max_rel = max((d["max_rel_diff"] for d in details["outputs"].values()), default=0.0)
+    delta_ap = None
+    if ref_metrics and metrics and "AP" in ref_metrics and "AP" in metrics:
+        delta_ap = metrics["AP"] - ref_metrics["AP"]
+    passed = max_abs <= tolerance.max_abs_diff and (delta_ap is None or abs(delta_ap) <= tolerance.delta_ap)
+    return {
+        "delta_AP": delta_ap,
+        "max_abs_diff": max_abs,
+        "pass": bool(passed),
+        "max_rel_diff": max_rel,
+        **details,
+        "tolerance": tolerance.as_dict(),
+    }
+
+
+def validate_backends(
+    backends: dict[str, Backend | str],
+    batches: Iterable[InputBatch],
+    *,
+    family: str,
+    tolerance: Tolerance,
+    reference: str = "pytorch",
+    evaluate: Evaluator | None = None,
+    progress: bool = True,
+) -> dict:
+    """A backend given as a string instead of an object is `skipped`, the string being the reason."""
+    batches = list(batches)
+    runs: dict[str, BackendRun] = {}
+    for name, backend in backends.items():
+        runs[name] = (
+            BackendRun("skipped", backend)
+            if isinstance(backend, str)
+            else run_backend(backend, batches, progress)
+        )
+    metrics = {
+        name: evaluate(run.outputs) if evaluate and run.status == "ok" else None for name, run in runs.items()
+    }
+    report: dict = {"reference": reference, "images": int(sum(len(b.pixel_values) for b in batches))}
+    report["backends"] = {
+        name: {
+            "status": run.status,
+            "reason": run.reason,
+            "metrics": metrics[name],
+            "latency_ms": _latency_ms(run.seconds),
+        }
+        for name, run in runs.items()
+    }
+    ref_run = runs.get(reference)
+    if ref_run is None or ref_run.status != "ok":
+        why = ref_run.reason if ref_run else "not among the backends"
+        report["parity"] = {}
+        report["pass"] = False
+        report["reason"] = f"the reference backend {reference!r} did not run: {why}"
+        return report
+    report["parity"] = {
+        name: _parity_entry(ref_run, run, metrics[reference], metrics[name], family, tolerance)
+        for name, run in runs.items()
+        if name != reference and run.status == "ok"
+    }
+    failed = [name for name, run in runs.items() if run.status == "failed"]
+    report["pass"] = not failed and all(entry["pass"] for entry in report["parity"].values())
+    return report
