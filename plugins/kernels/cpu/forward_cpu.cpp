@@ -1,0 +1,322 @@
+// CPU GatedSparseMLP: pack the weights into the workspace, then let each thread run token chunks:
+// gate -> per group of blocks, gather the chunk's tokens that need it -> fc1+ReLU -> fc2 accumulate.
+// Why this shape (and not per-token gathers or shared-mask token tiles) is measured in docs/PERFORMANCE.md.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "../common/status.h"
+#include "parallel.h"
+#include "plan.h"
+#include "row_gemm.h"
+
+namespace gsmlp::cpu {
+namespace {
+
+float* at(void* workspace, size_t offset) {
+  return reinterpret_cast<float*>(static_cast<char*>(workspace) + offset);
+}
+
+// Reads element i of an fp32 or fp16 array as float.
+struct Reader {
+  const void* data;
+  bool fp16;
+  float operator[](int64_t i) const {
+    if (!fp16) return static_cast<const float*>(data)[i];
+    float value;
+    half_to_float_row_portable(static_cast<const uint16_t*>(data) + i, &value, 1);
+    return value;
+  }
+};
+
+// W1 [h, d] -> per group a d x ld_group panel (transposed), zero-padded; b1 likewise.
+void pack_fc1(const Plan& p, const gsmlp_tensors& t, void* ws, int64_t g) {
+  const Reader w1{t.w1, p.fp16}, b1{t.b1, p.fp16};
+  float* panel = at(ws, p.w1p) + g * p.d * p.ld_group;
+  float* bias = at(ws, p.b1f) + g * p.ld_group;
+  std::fill(panel, panel + p.d * p.ld_group, 0.0f);
+  std::fill(bias, bias + p.ld_group, 0.0f);
+  const int64_t first = g * p.group, cols = std::min(p.group, p.h - first);
+  for (int64_t n = 0; n < cols; ++n) {
+    bias[n] = b1[first + n];
+    for (int64_t k = 0; k < p.d; ++k) panel[k * p.ld_group + n] = w1[(first + n) * p.d + k];
+  }
+}
+
+// W2 [d, h] -> per group an ld_group x ld_d panel (rows = hidden neurons), zero-padded.
+void pack_fc2(const Plan& p, const gsmlp_tensors& t, void* ws, int64_t g) {
+  const Reader w2{t.w2, p.fp16};
+  float* panel = at(ws, p.w2p) + g * p.ld_group * p.ld_d;
+  std::fill(panel, panel + p.ld_group * p.ld_d, 0.0f);
+  const int64_t first = g * p.group, cols = std::min(p.group, p.h - first);
+  for (int64_t dd = 0; dd < p.d; ++dd)
+    for (int64_t n = 0; n < cols; ++n) panel[n * p.ld_d + dd] = w2[dd * p.h + first + n];
+}
+
+// out[k * ld + n] = src[n * cols_in + k]: a [rows, cols_in] Linear weight as a transposed panel.
+void pack_transposed(const Reader& src, int64_t rows, int64_t cols_in, float* out, int64_t ld) {
+  std::fill(out, out + cols_in * ld, 0.0f);
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t k = 0; k < cols_in; ++k) out[k * ld + n] = src[n * cols_in + k];
+}
+
+void pack_small(const Plan& p, const gsmlp_tensors& t, void* ws) {
+  const Reader b2{t.b2, p.fp16};
+  float* b2f = at(ws, p.b2f);
+  std::fill(b2f, b2f + p.ld_d, 0.0f);
+  for (int64_t i = 0; i < p.d; ++i) b2f[i] = b2[i];
+  if (!p.gated) return;
+  pack_transposed({t.gate_down_w, p.fp16}, p.rank, p.d, at(ws, p.gdp), p.ld_rank);
+  pack_transposed({t.gate_up_w, p.fp16}, p.nb, p.rank, at(ws, p.gup), p.ld_nb);
+  float* gb = at(ws, p.gbf);
+  std::fill(gb, gb + p.ld_nb, 0.0f);
+  const Reader gate_b{t.gate_up_b, p.fp16};
+  for (int64_t j = 0; j < p.nb; ++j) gb[j] = gate_b[j];
+}
+
+void pack_weights(const Plan& p, const gsmlp_tensors& t, void* ws) {
+  parallel_for(2 * p.num_groups + 1, p.threads, [&](int64_t job, int) {
+    if (job < p.num_groups) {
+      pack_fc1(p, t, ws, job);
+    } else if (job < 2 * p.num_groups) {
+      pack_fc2(p, t, ws, job - p.num_groups);
+    } else {
+      pack_small(p, t, ws);
+    }
+  });
+}
+
+struct Chunk {
+  int64_t first, count;
+};
+
+class ChunkRunner {
+ public:
+  ChunkRunner(const Plan& p, const gsmlp_problem& prob, const gsmlp_tensors& t, void* ws, int thread)
+      : p_(p), prob_(prob), t_(t), ws_(ws), s_(thread_scratch(p, ws, thread)), gemm_(best_row_gemm()) {}
+
+  void run(Chunk chunk) {
+    chunk_ = chunk;
+    load_rows();
+    if (p_.gated) compute_gate();
+    init_accumulator();
+    for (int64_t g = 0; g < p_.num_groups; ++g) run_group(g);
+    store_output();
+  }
+
+ private:
+  const float* x_row(int64_t i) const { return x_rows_[i]; }
+
+  void load_rows() {
+    for (int64_t i = 0; i < chunk_.count; ++i) {
+      const int64_t token = chunk_.first + i;
+      if (p_.fp16) {
+        const auto* src = static_cast<const uint16_t*>(t_.x) + token * t_.x_row_stride;
+        half_to_float_row(src, s_.x + i * p_.ld_d, p_.d);
+        x_rows_[i] = s_.x + i * p_.ld_d;
+      } else {
+        x_rows_[i] = static_cast<const float*>(t_.x) + token * t_.x_row_stride;
+      }
+    }
+  }
+
+  void gemm(int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n, const float* bias, unsigned flags) {
+    gemm_({static_cast<int>(m), static_cast<int>(k), static_cast<int>(n), s_.a_rows, b, static_cast<int>(ldb),
+           bias, s_.c_rows, flags});
+  }
+
+  void compute_gate() {
+    const int64_t c = chunk_.count;
+    for (int64_t i = 0; i < c; ++i) {
+      s_.a_rows[i] = x_row(i);
+      s_.c_rows[i] = s_.z + i * p_.ld_rank;
+    }
+    gemm(c, p_.d, at(ws_, p_.gdp), p_.ld_rank, p_.rank, nullptr, 0);
+    for (int64_t i = 0; i < c; ++i) {
+      s_.a_rows[i] = s_.z + i * p_.ld_rank;
+      s_.c_rows[i] = s_.logits + i * p_.ld_nb;
+    }
+    gemm(c, p_.rank, at(ws_, p_.gup), p_.ld_nb, p_.nb, at(ws_, p_.gbf), 0);
+    for (int64_t i = 0; i < c; ++i) {
+      const float* logits = s_.logits + i * p_.ld_nb;
+      // The contract's rule: NaN logits keep their block active.
+      for (int64_t j = 0; j < p_.nb; ++j) s_.active[i * p_.nb + j] = !(logits[j] <= prob_.threshold);
+    }
+  }
+
+  void init_accumulator() {
+    const float* b2 = at(ws_, p_.b2f);
+    for (int64_t i = 0; i < chunk_.count; ++i) std::memcpy(s_.acc + i * p_.ld_d, b2, p_.ld_d * sizeof(float));
+  }
+
+  bool block_active(int64_t i, int64_t j) const { return !p_.gated || s_.active[i * p_.nb + j]; }
+
+  // Tokens of the chunk with any block of group g active, into s_.rows; returns how many.
+  int64_t gather_rows(int64_t first_block, int64_t end_block) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < chunk_.count; ++i) {
+      bool any = false;
+      for (int64_t j = first_block; j < end_block && !any; ++j) any = block_active(i, j);
+      if (any) s_.rows[n++] = static_cast<int32_t>(i);
+    }
+    return n;
+  }
+
+  // Select, not multiply: neurons of inactive blocks become exactly 0 even if they hold NaN/Inf.
+  void zero_inactive_blocks(int64_t rows, int64_t g, int64_t first_block, int64_t end_block) {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* h = s_.h + r * p_.ld_group;
+      for (int64_t j = first_block; j < end_block; ++j) {
+        if (block_active(s_.rows[r], j)) continue;
+        const int64_t lo = j * p_.block - g * p_.group;
+        const int64_t hi = std::min((j + 1) * p_.block, p_.h) - g * p_.group;
+        std::fill(h + lo, h + hi, 0.0f);
+      }
+    }
+  }
+
+  void run_group(int64_t g) {
+    const int64_t first_block = g * p_.group / p_.block;
+    const int64_t end_block = std::min(p_.nb, (g * p_.group + p_.group + p_.block - 1) / p_.block);
+    const int64_t rows = gather_rows(first_block, end_block);
+    if (rows == 0) return;
+    const int64_t cols = std::min(p_.group, p_.h - g * p_.group);
+    for (int64_t r = 0; r < rows; ++r) {
+      s_.a_rows[r] = x_row(s_.rows[r]);
+      s_.c_rows[r] = s_.h + r * p_.ld_group;
+    }
+    gemm(rows, p_.d, at(ws_, p_.w1p) + g * p_.d * p_.ld_group, p_.ld_group, cols, at(ws_, p_.b1f) + g * p_.ld_group,
+         kRelu);
+    if (p_.gated && end_block - first_block > 1) zero_inactive_blocks(rows, g, first_block, end_block);
+    for (int64_t r = 0; r < rows; ++r) {
+      s_.a_rows[r] = s_.h + r * p_.ld_group;
+      s_.c_rows[r] = s_.acc + s_.rows[r] * p_.ld_d;
+    }
+    // k = cols: padded h columns are never read, so they cannot inject NaN (Inf * 0) into y.
+    gemm(rows, cols, at(ws_, p_.w2p) + g * p_.ld_group * p_.ld_d, p_.ld_d, p_.d, nullptr, kAccumulate);
+  }
+
+  void store_output() {
+    for (int64_t i = 0; i < chunk_.count; ++i) {
+      const int64_t token = chunk_.first + i;
+      const float* acc = s_.acc + i * p_.ld_d;
+      if (p_.fp16) {
+        float_to_half_row(acc, static_cast<uint16_t*>(t_.y) + token * p_.d, p_.d);
+      } else {
+        std::memcpy(static_cast<float*>(t_.y) + token * p_.d, acc, p_.d * sizeof(float));
+      }
+      if (t_.active_blocks) {
+        int32_t count = 0;
+        for (int64_t j = 0; j < p_.nb; ++j) count += block_active(i, j);
+        t_.active_blocks[token] = count;
+      }
+    }
+  }
+
+  const Plan& p_;
+  const gsmlp_problem& prob_;
+  const gsmlp_tensors& t_;
+  void* ws_;
+  ThreadScratch s_;
+  RowGemmFn gemm_;
+  Chunk chunk_{};
+  const float* x_rows_[kMaxChunkTokens];
+};
+
+void run_chunks(const Plan& p, const gsmlp_problem& prob, const gsmlp_tensors& t, void* ws) {
+  // Equal chunks, a multiple of the thread count, each <= kMaxChunkTokens.
+  int64_t chunks = std::max<int64_t>(p.threads, (prob.tokens + kMaxChunkTokens - 1) / kMaxChunkTokens);
+  chunks = (chunks + p.threads - 1) / p.threads * p.threads;
+  const int64_t size = (prob.tokens + chunks - 1) / chunks;
+  chunks = (prob.tokens + size - 1) / size;
+  parallel_for(chunks, p.threads, [&](int64_t c, int worker) {
+    ChunkRunner runner(p, prob, t, ws, worker);
+    const int64_t first = c * size;
+    runner.run({first, std::min(size, prob.tokens - first)});
+  });
+}
+
+void* align64(void* p) {
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  return reinterpret_cast<void*>((address + 63) & ~static_cast<uintptr_t>(63));
+}
+
+}  // namespace
+}  // namespace gsmlp::cpu
+
+extern "C" {
+
+const char* gsmlp_cpu_isa(void) {
+#if defined(GSMLP_HAVE_AVX2_TU)
+  if (gsmlp::cpu::cpu_has_avx2_fma()) return "avx2-fma";
+#endif
+  return "portable";
+}
+
+size_t gsmlp_cpu_workspace_size(const gsmlp_problem* problem, int num_threads) {
+  if (!problem || problem->d_model < 1 || problem->hidden < 1 || problem->block_size < 1) return 0;
+  const bool gated = problem->rank > 0;
+  return gsmlp::cpu::make_plan(*problem, gated, gsmlp::cpu::resolve_threads(num_threads)).total;
+}
+
+namespace {
+
+// Validates arguments and the workspace; on success `plan` and `ws` (aligned) describe the call.
+int prepare(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace, size_t bytes,
+            int num_threads, gsmlp::cpu::Plan& plan, void*& ws) {
+  using namespace gsmlp;
+  clear_error();
+  if (const int status = check_arguments(problem, tensors); status != GSMLP_OK) return status;
+  plan = cpu::make_plan(*problem, has_gate(tensors), cpu::resolve_threads(num_threads));
+  if (!workspace || bytes < plan.total)
+    return fail_fmt(GSMLP_WORKSPACE_TOO_SMALL, "workspace has %zu bytes; this problem needs %zu", bytes, plan.total);
+  ws = cpu::align64(workspace);
+  return GSMLP_OK;
+}
+
+gsmlp::cpu::PackHeader header_for(const gsmlp_problem& p, const gsmlp::cpu::Plan& plan) {
+  return {gsmlp::cpu::kPackMagic, p.d_model, p.hidden, p.block_size, plan.rank, static_cast<int32_t>(p.dtype),
+          plan.gated ? 1 : 0};
+}
+
+}  // namespace
+
+int gsmlp_cpu_pack_weights(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
+                           size_t workspace_bytes, int num_threads) {
+  gsmlp::cpu::Plan plan;
+  void* ws = nullptr;
+  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws); s != GSMLP_OK)
+    return s;
+  gsmlp::cpu::pack_weights(plan, *tensors, ws);
+  const gsmlp::cpu::PackHeader header = header_for(*problem, plan);
+  std::memcpy(static_cast<char*>(ws) + plan.header, &header, sizeof header);
+  return GSMLP_OK;
+}
+
+int gsmlp_cpu_forward_prepacked(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
+                                size_t workspace_bytes, int num_threads) {
+  gsmlp::cpu::Plan plan;
+  void* ws = nullptr;
+  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws); s != GSMLP_OK)
+    return s;
+  const gsmlp::cpu::PackHeader expected = header_for(*problem, plan);
+  if (std::memcmp(static_cast<char*>(ws) + plan.header, &expected, sizeof expected) != 0)
+    return gsmlp::fail(GSMLP_INVALID_ARGUMENT,
+                       "the workspace holds no weights packed for this problem: call gsmlp_cpu_pack_weights first");
+  if (problem->tokens > 0) gsmlp::cpu::run_chunks(plan, *problem, *tensors, ws);
+  return GSMLP_OK;
+}
+
+int gsmlp_cpu_forward(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
+                      size_t workspace_bytes, int num_threads) {
+  gsmlp::cpu::Plan plan;
+  void* ws = nullptr;
+  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws); s != GSMLP_OK)
+    return s;
+  if (problem->tokens == 0) return GSMLP_OK;
+  gsmlp::cpu::pack_weights(plan, *tensors, ws);
+  gsmlp::cpu::run_chunks(plan, *problem, *tensors, ws);
+  return GSMLP_OK;
+}
+
+}  // extern "C"
