@@ -24,7 +24,9 @@ def _pointer(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def make_problem(x2d: torch.Tensor, w1: torch.Tensor, block_size: int, rank: int, threshold: float) -> L.Problem:
+def make_problem(
+    x2d: torch.Tensor, w1: torch.Tensor, block_size: int, rank: int, threshold: float
+) -> L.Problem:
     if x2d.dtype not in DTYPES:
         raise GsmlpError(f"dtype {x2d.dtype} is not supported by the kernels: use float32 or float16")
     return L.Problem(

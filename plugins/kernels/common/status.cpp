@@ -35,8 +35,9 @@ static int check_problem(const gsmlp_problem* p) {
 }
 
 static int check_tensors(const gsmlp_problem* p, const gsmlp_tensors* t) {
-  if (!t->x || !t->w1 || !t->b1 || !t->w2 || !t->b2 || !t->y)
-    return fail(GSMLP_INVALID_ARGUMENT, "x, w1, b1, w2, b2 and y must all be non-NULL");
+  if (!t->w1 || !t->b1 || !t->w2 || !t->b2) return fail(GSMLP_INVALID_ARGUMENT, "w1, b1, w2 and b2 must be non-NULL");
+  // An empty tensor has no storage: x and y may be NULL when there are no tokens.
+  if (p->tokens > 0 && (!t->x || !t->y)) return fail(GSMLP_INVALID_ARGUMENT, "x and y must be non-NULL");
   if (t->x_row_stride < p->d_model)
     return fail_fmt(GSMLP_INVALID_ARGUMENT, "x_row_stride is %lld; must be >= d_model (%lld)",
                     (long long)t->x_row_stride, (long long)p->d_model);
