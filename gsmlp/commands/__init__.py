@@ -5,7 +5,9 @@ A pending one is only named here: it says it is not built and exits with status 
 """
 
 # name -> module implementing it
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "bench": "gsmlp.commands.bench",
+}
 
 # name -> one-line summary, for commands not built yet
 PENDING: dict[str, str] = {
@@ -14,6 +16,5 @@ PENDING: dict[str, str] = {
     "export": "export a (gated) detector to ONNX with GatedSparseMLP nodes",
     "build": "build a TensorRT engine with the GatedSparseMLP plugin",
     "validate": "COCO mAP parity across PyTorch, ONNX Runtime and TensorRT",
-    "bench": "benchmark the sparse kernels against the dense FFN",
     "demo": "the main job: calibrate, export, build, validate on the built-in model",
 }
