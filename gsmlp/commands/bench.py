@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 
 import torch
@@ -113,6 +114,17 @@ def print_table(cases: list) -> None:
         )
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(args: argparse.Namespace) -> int:
     from gsmlp.kernels import bench, recorded
 
@@ -144,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
                 sparsities=sparsities, progress=lambda _: bar.update(), **timing,
             )  # fmt: skip
     print_table(cases)
-    machine = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
+    machine = {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__}
     write_json_atomic(args.report, {"machine": machine, "cases": [c.as_dict() for c in cases]})
     print(f"wrote {args.report}")
     return 0
