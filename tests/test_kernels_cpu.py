@@ -9,6 +9,8 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -20,7 +22,7 @@ from gsmlp.kernels import _install
 from gsmlp.kernels import _library as L
 from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
 from gsmlp.model.wrap import gated_layers, set_mode, wrap_ffns
-from tests.conftest import make_tiny_model
+from tests.conftest import REPO_ROOT, make_tiny_model
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason=f"no kernel library: {L.why_not_loaded()}")
 
@@ -345,3 +347,23 @@ def test_not_built_falls_back_and_warns_once(monkeypatch: pytest.MonkeyPatch) ->
         warnings.simplefilter("error")
         kernels.install(layer)  # second time: silent
     assert layer.kernel is None
+
+
+PORTABLE_SCRIPT = """
+import torch
+from gsmlp import kernels
+from tests.test_kernels_cpu import check_case
+assert kernels.cpu_isa() == "portable", kernels.cpu_isa()
+check_case(37, 64, 300, 32, 0.5, torch.float32)
+check_case(9, 64, 256, 8, 0.0, torch.float16)
+print("portable ok")
+"""
+
+
+def test_portable_fallback_matches_reference() -> None:
+    # The path a CPU without AVX2/FMA/F16C takes, forced here by GSMLP_CPU_ISA (read once per process).
+    env = dict(os.environ, GSMLP_CPU_ISA="portable")
+    result = subprocess.run(
+        [sys.executable, "-c", PORTABLE_SCRIPT], env=env, capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    assert result.returncode == 0 and "portable ok" in result.stdout, result.stderr[-2000:]

@@ -1,10 +1,17 @@
 // Portable C++ row GEMM and fp16 conversion: the fallback on CPUs without AVX2/FMA/F16C, and the
 // run-time dispatch between the two implementations.
+#include <cstdlib>
 #include <cstring>
 
 #include "row_gemm.h"
 
 namespace gsmlp::cpu {
+namespace {
+bool forced_portable() {
+  const char* isa = std::getenv("GSMLP_CPU_ISA");
+  return isa && std::strcmp(isa, "portable") == 0;
+}
+}  // namespace
 
 void row_gemm_portable(const RowGemmArgs& g) {
   for (int i = 0; i < g.m; ++i) {
@@ -22,8 +29,9 @@ void row_gemm_portable(const RowGemmArgs& g) {
 
 bool cpu_has_avx2_fma() {
 #if defined(__x86_64__) || defined(__i386__)
+  // GSMLP_CPU_ISA=portable forces the fallback, so that tests cover it on AVX2 machines too.
   static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                                __builtin_cpu_supports("f16c");
+                                __builtin_cpu_supports("f16c") && !forced_portable();
   return supported;
 #else
   return false;
