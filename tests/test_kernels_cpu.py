@@ -90,6 +90,16 @@ def reference(layer: GatedSparseMLP, x: torch.Tensor) -> tuple[torch.Tensor, tor
     return y, active
 
 
+def near_threshold(layer: GatedSparseMLP, x: torch.Tensor) -> torch.Tensor:
+    """[tokens] bool: some block logit lies within fp32 rounding of the threshold."""
+    with torch.no_grad():
+        logits = layer.float().gate(x.float()) if x.dtype != torch.float32 else layer.gate(x)
+    threshold = float(layer.threshold)
+    if not torch.isfinite(torch.tensor(threshold)):
+        return torch.zeros(logits.shape[:-1], dtype=torch.bool, device=logits.device)
+    return ((logits - threshold).abs() <= 2e-6 * (1.0 + abs(threshold))).any(-1)
+
+
 def check_case(tokens, d_model, hidden, block_size, sparsity, dtype, device="cpu", seed=0) -> None:
     layer = make_layer(d_model, hidden, block_size, seed=seed).to(device)
     x = torch.randn(tokens, d_model, generator=torch.Generator().manual_seed(seed + 1)).to(device)
@@ -100,8 +110,12 @@ def check_case(tokens, d_model, hidden, block_size, sparsity, dtype, device="cpu
     expected, expected_active = reference(layer_t, x_t)
     layer.to(torch.float32)
     assert y.shape == x.shape and y.dtype == dtype
-    torch.testing.assert_close(active, expected_active)
-    torch.testing.assert_close(y.float(), expected, **TOLERANCE[dtype])
+    # A logit within fp32 rounding of the threshold may fall either side in another summation order; such
+    # tokens (rare: the threshold sits in a wide gap) are left out of the comparison, and counted.
+    clear = ~near_threshold(layer_t, x_t)
+    assert int((~clear).sum()) <= max(1, tokens // 100)
+    torch.testing.assert_close(active[clear], expected_active[clear])
+    torch.testing.assert_close(y.float()[clear], expected[clear], **TOLERANCE[dtype])
     if tokens and 0.0 < sparsity < 1.0:  # the sparsity actually reached is the one asked for
         reached = 1.0 - active.double().mean().item() / layer.num_blocks
         resolution = 2.0 / (tokens * layer.num_blocks)  # one token has only num_blocks levels
