@@ -59,7 +59,8 @@ typedef struct gsmlp_tensors {
 int gsmlp_abi_version(void);
 const char* gsmlp_status_string(int status);
 
-/* CPU: scratch is caller-provided so that callers control allocation. num_threads <= 0: all cores. */
+/* CPU: scratch is caller-provided so that callers control allocation. num_threads <= 0: all cores.
+ * The CPU workspace size does not depend on tokens; it includes a gate's share when problem->rank > 0. */
 size_t gsmlp_cpu_workspace_size(const gsmlp_problem* problem, int num_threads);
 int gsmlp_cpu_forward(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
                       size_t workspace_bytes, int num_threads);
