@@ -381,3 +381,25 @@ def test_portable_fallback_matches_reference() -> None:
         [sys.executable, "-c", PORTABLE_SCRIPT], env=env, capture_output=True, text=True, cwd=REPO_ROOT
     )
     assert result.returncode == 0 and "portable ok" in result.stdout, result.stderr[-2000:]
+
+
+def test_new_weights_at_a_reused_address_are_repacked() -> None:
+    # Two tensors over one numpy buffer: same address, both at version 0, different values over time.
+    layer = make_layer(64, 256, 32)
+    x = torch.randn(10, 64)
+    set_sparsity(layer, x, 0.5)
+    buffer = layer.fc1.weight.detach().numpy().copy()
+    args = [layer.fc1.bias, layer.fc2.weight, layer.fc2.bias, layer.gate.down.weight, layer.gate.up.weight]
+    op_args = (*args, layer.gate.up.bias, 32, float(layer.threshold), 0)
+
+    def run(w1: torch.Tensor) -> torch.Tensor:
+        return torch.ops.gsmlp.gated_sparse_mlp(x, w1, *op_args)[0]
+
+    first = torch.from_numpy(buffer)
+    run(first)
+    del first
+    buffer *= 2.0  # not through torch: no version bump
+    second = torch.from_numpy(buffer)
+    with torch.no_grad():
+        layer.fc1.weight.copy_(second)
+    torch.testing.assert_close(run(second), reference(layer, x)[0], **TOLERANCE[torch.float32])

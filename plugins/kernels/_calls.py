@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import weakref
 
 import torch
 
@@ -72,15 +73,17 @@ def cpu_forward(lib: ctypes.CDLL, problem: L.Problem, tensors: L.Tensors, thread
 
 
 class PackedWeights:
-    """Workspaces holding packed weights, reused while the weights are unchanged.
+    """Workspaces holding packed weights, reused while the very same weight tensors are unchanged.
 
     The key holds every weight's data pointer and version counter (bumped by any in-place change), so a
-    training step or load_state_dict re-packs. A few entries per model layer; the oldest are dropped.
+    training step or load_state_dict re-packs. Each entry also keeps weak references to its tensors: a
+    new tensor that happens to reuse a freed tensor's address must not hit the old packing. Entries of
+    freed tensors are dropped; at most `capacity` entries are kept, the least recently used go first.
     """
 
     def __init__(self, capacity: int = 64) -> None:
         self.capacity = capacity
-        self.entries: dict[tuple, torch.Tensor] = {}
+        self.entries: dict[tuple, tuple[torch.Tensor, list]] = {}
 
     @staticmethod
     def key(problem: L.Problem, weights: list[torch.Tensor | None], threads: int) -> tuple:
@@ -88,20 +91,35 @@ class PackedWeights:
         shape = (problem.d_model, problem.hidden, problem.block_size, problem.rank, problem.dtype)
         return (shape, threads, tuple(parts))
 
+    @staticmethod
+    def _same_tensors(refs: list, weights: list[torch.Tensor | None]) -> bool:
+        return all(
+            (r is None and w is None) or (r is not None and r() is w)
+            for r, w in zip(refs, weights, strict=True)
+        )
+
+    def _drop_freed(self) -> None:
+        for key in [
+            k for k, (_, refs) in self.entries.items() if any(r is not None and r() is None for r in refs)
+        ]:
+            del self.entries[key]
+
     def workspace(self, lib, problem, tensors, weights, threads: int) -> torch.Tensor:
         key = self.key(problem, weights, threads)
-        workspace = self.entries.pop(key, None)
-        if workspace is None:
+        entry = self.entries.pop(key, None)
+        if entry is None or not self._same_tensors(entry[1], weights):
+            self._drop_freed()
             size = lib.gsmlp_cpu_workspace_size(ctypes.byref(problem), threads)
             workspace = torch.empty(max(size, 1), dtype=torch.uint8)
             status = lib.gsmlp_cpu_pack_weights(
                 ctypes.byref(problem), ctypes.byref(tensors), workspace.data_ptr(), size, threads
             )
             check(lib, "gsmlp_cpu_pack_weights", status)
-        self.entries[key] = workspace  # most recent last
+            entry = (workspace, [None if w is None else weakref.ref(w) for w in weights])
+        self.entries[key] = entry  # most recent last
         while len(self.entries) > self.capacity:
             self.entries.pop(next(iter(self.entries)))
-        return workspace
+        return entry[0]
 
 
 PACKED = PackedWeights()
