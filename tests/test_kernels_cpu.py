@@ -113,7 +113,7 @@ def check_case(tokens, d_model, hidden, block_size, sparsity, dtype, device="cpu
     # A logit within fp32 rounding of the threshold may fall either side in another summation order; such
     # tokens (rare: the threshold sits in a wide gap) are left out of the comparison, and counted.
     clear = ~near_threshold(layer_t, x_t)
-    assert int((~clear).sum()) <= max(1, tokens // 100)
+    assert int((~clear).sum()) <= max(1, tokens // 20)
     torch.testing.assert_close(active[clear], expected_active[clear])
     torch.testing.assert_close(y.float()[clear], expected[clear], **TOLERANCE[dtype])
     if tokens and 0.0 < sparsity < 1.0:  # the sparsity actually reached is the one asked for
