@@ -173,6 +173,14 @@ def test_non_contiguous_inputs() -> None:
     torch.testing.assert_close(run_kernel(layer, x)[0], reference(layer, x)[0], **TOLERANCE[torch.float32])
     xt = torch.randn(64, 40).t()  # column stride != 1: copied by the op
     torch.testing.assert_close(run_kernel(layer, xt)[0], reference(layer, xt)[0], **TOLERANCE[torch.float32])
+    column = torch.randn(64, 3)[:, 1].reshape(1, 64)  # one token, column stride 3: copied by the op
+    torch.testing.assert_close(
+        run_kernel(layer, column)[0], reference(layer, column)[0], atol=1e-4, rtol=1e-4
+    )
+    row = torch.randn(1, 64).expand(5, 64)  # row stride 0: copied by the op
+    torch.testing.assert_close(
+        run_kernel(layer, row)[0], reference(layer, row)[0], **TOLERANCE[torch.float32]
+    )
     x3 = torch.randn(4, 9, 64)
     y3, active3 = run_kernel(layer, x3)
     assert y3.shape == (4, 9, 64) and active3.shape == (4, 9)

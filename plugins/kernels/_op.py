@@ -43,7 +43,8 @@ def _prepare(x, w1, b1, w2, b2, gate_down, gate_up, gate_bias):
     # The kernel reads rows with any stride but needs unit stride inside a row; weights contiguous.
     d_model = x.shape[-1]
     x2d = x.reshape(-1, d_model)
-    if x2d.shape[0] > 0 and x2d.stride(1) != 1:
+    rows_overlap = x2d.shape[0] > 1 and x2d.stride(0) < d_model  # e.g. broadcast rows
+    if x2d.shape[0] > 0 and (x2d.stride(1) != 1 or rows_overlap):
         x2d = x2d.contiguous()
     weights = [t if t is None else t.contiguous() for t in (w1, b1, w2, b2, gate_down, gate_up, gate_bias)]
     return x2d, weights
