@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 
 import pytest
@@ -20,6 +21,7 @@ needs_gpu = pytest.mark.skipif(
 
 @pytest.mark.skipif(not kernels.available(), reason=f"no kernel library: {L.why_not_loaded()}")
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="no nvcc: the library is built without CUDA")
+@pytest.mark.skipif(bool(os.environ.get(L.ENV_VAR)), reason=f"{L.ENV_VAR} chooses another library build")
 def test_library_was_built_with_cuda_where_nvcc_exists() -> None:
     # The normal build compiles the CUDA kernels (sm_80/86/89/90) whenever CMake finds the toolkit.
     assert kernels.cuda_built()
