@@ -7,6 +7,8 @@ A pending one is only named here: it says it is not built and exits with status 
 # name -> module implementing it
 COMMANDS: dict[str, str] = {
     "bench": "gsmlp.commands.bench",
+    "build": "gsmlp.commands.build",
+    "info": "gsmlp.commands.info",
 }
 
 # name -> one-line summary, for commands not built yet
@@ -14,7 +16,6 @@ PENDING: dict[str, str] = {
     "eval": "evaluate a detector with COCO metrics and FFN sparsity",
     "calibrate": "SIBS static indicators and MGS micro-gates -> gated checkpoint",
     "export": "export a (gated) detector to ONNX with GatedSparseMLP nodes",
-    "build": "build a TensorRT engine with the GatedSparseMLP plugin",
     "validate": "COCO mAP parity across PyTorch, ONNX Runtime and TensorRT",
     "demo": "the main job: calibrate, export, build, validate on the built-in model",
 }
