@@ -6,6 +6,7 @@ A pending one is only named here: it says it is not built and exits with status 
 
 # name -> module implementing it
 COMMANDS: dict[str, str] = {
+    "bench": "gsmlp.commands.bench",
     "build": "gsmlp.commands.build",
     "eval": "gsmlp.commands.eval",
     "export": "gsmlp.commands.export",
@@ -16,6 +17,5 @@ COMMANDS: dict[str, str] = {
 # name -> one-line summary, for commands not built yet
 PENDING: dict[str, str] = {
     "calibrate": "SIBS static indicators and MGS micro-gates -> gated checkpoint",
-    "bench": "benchmark the sparse kernels against the dense FFN",
     "demo": "the main job: calibrate, export, build, validate on the built-in model",
 }
