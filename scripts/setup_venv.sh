@@ -25,6 +25,8 @@ if ! python -c "import torch" 2>/dev/null; then
   # shellcheck disable=SC2086
   pip_quiet ${GSMLP_TORCH:-torch==2.13.0}
 fi
-echo "[gsmlp] installing gsmlp (builds the kernel library with CMake)"
-pip_quiet "$repo_root${GSMLP_EXTRAS:-}"
+echo "[gsmlp] installing gsmlp in editable mode (builds the kernel library with CMake)"
+# Editable, because the stage folders (model/, exporter/, ...) map into the `gsmlp` package: with a plain
+# install, running pytest from the checkout would import the source folder `gsmlp/` without them.
+pip_quiet -e "$repo_root${GSMLP_EXTRAS:-}"
 python -c "import gsmlp, torch" || { echo "[gsmlp] installation failed" >&2; exit 1; }
