@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from calibration.permutation import block_sizes
+from gsmlp.calibration.permutation import block_sizes
 from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
 
 LABELS = ("any", "magnitude")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from calibration.sibs import select_neurons
+from gsmlp.calibration.sibs import select_neurons
 from gsmlp.model.gated_mlp import GatedSparseMLP, num_blocks_for
 
 ORDERINGS = ("identity", "frequency", "coactivation")

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from calibration.gates import GateTraining, block_targets, gate_logits, layer_block_sizes, train_gate
-from calibration.permutation import neuron_order, oracle_block_sparsity, permute_layer
-from calibration.sibs import prune_layer
-from calibration.statistics import LayerStatistics
-from calibration.thresholds import (
+from gsmlp.calibration.gates import GateTraining, block_targets, gate_logits, layer_block_sizes, train_gate
+from gsmlp.calibration.permutation import neuron_order, oracle_block_sparsity, permute_layer
+from gsmlp.calibration.sibs import prune_layer
+from gsmlp.calibration.statistics import LayerStatistics
+from gsmlp.calibration.thresholds import (
     gated_sparsity,
     neuron_recall,
     threshold_for_recall,

@@ -7,11 +7,11 @@ import copy
 import pytest
 import torch
 
-from calibration.gates import GateTraining, block_targets, layer_block_sizes, train_gate
-from calibration.permutation import coactivation_order, oracle_block_sparsity, permute_layer
-from calibration.sibs import prune_layer
-from calibration.statistics import StatisticsCollector, load_statistics, save_statistics
-from calibration.thresholds import (
+from gsmlp.calibration.gates import GateTraining, block_targets, layer_block_sizes, train_gate
+from gsmlp.calibration.permutation import coactivation_order, oracle_block_sparsity, permute_layer
+from gsmlp.calibration.sibs import prune_layer
+from gsmlp.calibration.statistics import StatisticsCollector, load_statistics, save_statistics
+from gsmlp.calibration.thresholds import (
     gated_sparsity,
     neuron_recall,
     threshold_for_recall,

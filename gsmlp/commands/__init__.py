@@ -5,12 +5,13 @@ A pending one is only named here: it says it is not built and exits with status 
 """
 
 # name -> module implementing it
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "calibrate": "gsmlp.commands.calibrate",
+}
 
 # name -> one-line summary, for commands not built yet
 PENDING: dict[str, str] = {
     "eval": "evaluate a detector with COCO metrics and FFN sparsity",
-    "calibrate": "SIBS static indicators and MGS micro-gates -> gated checkpoint",
     "export": "export a (gated) detector to ONNX with GatedSparseMLP nodes",
     "build": "build a TensorRT engine with the GatedSparseMLP plugin",
     "validate": "COCO mAP parity across PyTorch, ONNX Runtime and TensorRT",
