@@ -70,20 +70,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument("--method", choices=METHODS, default="sibs+mgs", help="default: sibs+mgs")
     method.add_argument("--analyze-only", action="store_true", help="write statistics and analysis, no gates")
     method.add_argument(
-        "--epsilon", type=float, default=0.0, help="SIBS: drop neurons firing on <= this fraction (default 0)"
+        "--epsilon",
+        type=float,
+        default=0.0,
+        metavar="E",
+        help="SIBS: drop neurons firing on <= this fraction of calibration tokens (default 0: never fired)",
     )
     target = method.add_mutually_exclusive_group()
     target.add_argument(
-        "--target-sparsity", type=float, help="MGS: fraction of dense FFN neurons skipped (0.9)"
+        "--target-sparsity",
+        type=float,
+        metavar="S",
+        help="MGS: fraction of the dense FFN's neurons skipped per token (default 0.9 if no --target-recall)",
     )
-    target.add_argument("--target-recall", type=float, help="MGS: fraction of firing neurons kept computed")
-    method.add_argument("--rank", type=int, default=16, help="MGS gate rank (default 16)")
-    method.add_argument("--ordering", choices=ORDERINGS, default="coactivation", help="neuron permutation")
-    method.add_argument("--labels", choices=LABELS, default="any", help="gate labels (default any)")
-    method.add_argument("--gate-layers", choices=GATE_LAYERS, default="all", help="FFNs that get a gate")
-    method.add_argument("--gate-steps", type=int, default=600, help="Adam steps per gate (default 600)")
+    target.add_argument(
+        "--target-recall", type=float, metavar="R", help="MGS: fraction of firing neurons that stay computed"
+    )
+    method.add_argument("--rank", type=int, default=16, metavar="R", help="MGS gate rank (default 16)")
     method.add_argument(
-        "--reservoir", type=int, default=20000, help="recorded tokens per FFN (default 20000)"
+        "--ordering",
+        choices=ORDERINGS,
+        default="coactivation",
+        help="neuron permutation (default coactivation)",
+    )
+    method.add_argument("--labels", choices=LABELS, default="any", help="gate labels (default any)")
+    method.add_argument(
+        "--gate-layers", choices=GATE_LAYERS, default="all", help="FFNs that get a gate (default all)"
+    )
+    method.add_argument(
+        "--gate-steps", type=int, default=600, metavar="N", help="Adam steps per gate (default 600)"
+    )
+    method.add_argument(
+        "--reservoir", type=int, default=20000, metavar="N", help="recorded tokens per FFN (default 20000)"
     )
     method.add_argument(
         "--sweep",
@@ -91,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --eval-data: comma-separated target sparsities (MGS) or epsilons (SIBS) for the AP-vs-"
         f"sparsity curve; '' for none (defaults: MGS {DEFAULT_SWEEP['mgs']}, SIBS {DEFAULT_SWEEP['sibs']})",
     )
-    method.add_argument("--seed", type=int, default=0)
+    method.add_argument("--seed", type=int, default=0, help="reservoir sampling and gate training seed")
     parser.add_argument("--out", required=True, metavar="DIR", help="the gated checkpoint folder to write")
 
 
