@@ -144,3 +144,22 @@ def test_bad_options_are_explained(tiny_setup: dict[str, Path], tmp_path: Path, 
     assert _calibrate(tiny_setup, tmp_path / "x", "--epsilon", "1.5") == 1
     assert "--epsilon 1.5" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_sibs_alone_narrows_the_ffns_and_sweeps_epsilon(tiny_setup: dict[str, Path]) -> None:
+    out = tiny_setup["root"] / "sibs"
+    data = tiny_setup["data"]
+    eval_args = ["--eval-data", str(data / "annotations.json"), "--eval-images", str(data / "images")]
+    assert (
+        _calibrate(tiny_setup, out, "--method", "sibs", "--epsilon", "0.3", *eval_args, "--sweep", "0,0.3")
+        == 0
+    )
+    report = json.loads((out / "calibration.json").read_text())
+    assert report["gate_cost_ratio"] == 0.0
+    no_pruning, pruned = report["sweep"]
+    assert pruned["encoder"] > no_pruning["encoder"]
+    assert report["ffn_sparsity"]["encoder"] == pytest.approx(pruned["encoder"])
+    reloaded = load_detector(str(out))
+    for name, layer in gated_layers(reloaded.model):
+        assert layer.mode == "static" and layer.gate is None
+        assert layer.hidden == report["layers"][name]["hidden"] < layer.dense_hidden
