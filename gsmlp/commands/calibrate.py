@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from gsmlp.calibration.pipeline import (
     METHODS,
     CalibrationOptions,
     calibrate_model,
+    refit_thresholds,
     set_thresholds,
 )
 from gsmlp.calibration.report import heldout_estimate, write_report
@@ -104,6 +106,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--reservoir", type=int, default=20000, metavar="N", help="recorded tokens per FFN (default 20000)"
     )
     method.add_argument(
+        "--threshold-passes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="re-fit thresholds on the inputs of the gated model, N passes over the images (default 1)",
+    )
+    method.add_argument(
         "--sweep",
         metavar="VALUES",
         help="with --eval-data: comma-separated target sparsities (MGS) or epsilons (SIBS) for the AP-vs-"
@@ -128,6 +137,7 @@ def options_from_args(args: argparse.Namespace) -> CalibrationOptions:
         target_recall=args.target_recall,
         gate_steps=args.gate_steps,
         gate_layers=args.gate_layers,
+        threshold_passes=args.threshold_passes,
         seed=args.seed,
     )
     options.validate()
@@ -164,6 +174,12 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         results = calibrate_model(detector.model, stats, options)
         timings["calibrate_s"] = time.perf_counter() - start
+        if options.uses_gates:
+            start = time.perf_counter()
+            batches = functools.partial(_calibration_batches, detector, calibration_set, args)
+            total = count_images(calibration_set, args.max_images)
+            refit_thresholds(detector.model, batches, total, results, options, args.reservoir)
+            timings["threshold_refit_s"] = time.perf_counter() - start
         gated_eval = _timed(timings, "eval_gated_s", lambda: _evaluate(detector, eval_set, args, "gated"))
         sweep = (
             _sweep(detector, dense_model, stats, results, options, eval_set, values, args) if eval_set else []
@@ -188,6 +204,13 @@ def _collect(detector: LoadedDetector, dataset, args, timings):
     stats = collector.run(batches, total=count_images(dataset, args.max_images))
     timings["statistics_s"] = time.perf_counter() - start
     return collector, stats
+
+
+def _calibration_batches(detector: LoadedDetector, dataset, args):
+    # One image per batch: padded positions would add tokens that no real image has to the statistics.
+    return (
+        model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, args.max_images)
+    )
 
 
 def _timed(timings: dict, key: str, work):
