@@ -37,3 +37,19 @@ def make_tiny_model(family: str, seed: int = 0) -> torch.nn.Module:
 @pytest.fixture(params=sorted(FAMILIES))
 def family(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests (full-size models, minutes on a CPU) run only with GSMLP_SLOW=1."""
+    if os.environ.get("GSMLP_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow test: set GSMLP_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def save_hf_dir(model: torch.nn.Module, folder: Path) -> Path:
+    """A Hugging Face folder (config.json + model.safetensors) of an unwrapped transformers model."""
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder

@@ -6,14 +6,15 @@ A pending one is only named here: it says it is not built and exits with status 
 
 # name -> module implementing it
 COMMANDS: dict[str, str] = {
+    "build": "gsmlp.commands.build",
     "calibrate": "gsmlp.commands.calibrate",
+    "info": "gsmlp.commands.info",
 }
 
 # name -> one-line summary, for commands not built yet
 PENDING: dict[str, str] = {
     "eval": "evaluate a detector with COCO metrics and FFN sparsity",
     "export": "export a (gated) detector to ONNX with GatedSparseMLP nodes",
-    "build": "build a TensorRT engine with the GatedSparseMLP plugin",
     "validate": "COCO mAP parity across PyTorch, ONNX Runtime and TensorRT",
     "bench": "benchmark the sparse kernels against the dense FFN",
     "demo": "the main job: calibrate, export, build, validate on the built-in model",

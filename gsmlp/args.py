@@ -1,0 +1,31 @@
+"""Argument groups shared by the commands, so every `--model` means the same thing."""
+
+from __future__ import annotations
+
+import argparse
+
+from gsmlp.model.loaders import LoadedDetector, load_detector
+from gsmlp.model.zoo import BUILTIN_NAMES
+
+MODEL_HELP = (
+    "the detector: a Hugging Face DETR / Deformable DETR folder (config.json + model.safetensors or "
+    "pytorch_model.bin), a facebookresearch/detr checkpoint (.pth), a gsmlp gated checkpoint folder "
+    f"(holding gsmlp.json), or a built-in name ({', '.join(BUILTIN_NAMES)})"
+)
+
+
+def add_model_argument(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", required=required, metavar="MODEL", help=MODEL_HELP)
+    group.add_argument(
+        "--block-size",
+        type=int,
+        default=32,
+        metavar="N",
+        help="hidden neurons per gate block when wrapping a plain detector (default: 32; "
+        "a gated checkpoint keeps its own)",
+    )
+
+
+def load_model_from_args(args: argparse.Namespace) -> LoadedDetector:
+    return load_detector(args.model, block_size=getattr(args, "block_size", 32))

@@ -1,0 +1,91 @@
+"""`gsmlp build`: a TensorRT engine from a gsmlp ONNX file, with the GatedSparseMLP plugin."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gsmlp.errors import GsmlpError
+
+HELP = "build a TensorRT engine with the GatedSparseMLP plugin"
+
+DESCRIPTION = """\
+Build a TensorRT engine from an ONNX file written by `gsmlp export`. Every GatedSparseMLP node becomes the
+plugin of libgsmlp_trt_plugin.so; the network is strongly typed, so an fp16 engine comes from an fp16 ONNX
+(TensorRT 11 has no FP16 builder flag). Beside the engine goes ENGINE.json: TensorRT version, plugin version,
+GPU name and compute capability, input shapes. `gsmlp validate` and the Python runner check it before loading.
+
+Needs a CUDA GPU, TensorRT and pycuda: pip install 'gsmlp[trt]' on such a machine.
+
+Examples:
+  gsmlp build --onnx runs/gated.onnx --out runs/gated.engine \\
+              --plugin-lib build/cmake/plugins/gatedSparseMLPPlugin/libgsmlp_trt_plugin.so \\
+              --shapes 1x512x512,1x800x800,1x1333x1333 --timing-cache runs/timing.cache
+  gsmlp build --onnx runs/gated.onnx --out runs/body.engine --no-plugin --shapes 1x800x800
+              (the same ONNX with the function body inlined: the A/B check of the plugin)
+
+The plugin library is --plugin-lib, else $GSMLP_TRT_PLUGIN, else the one installed with gsmlp.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--onnx", required=True, type=Path, metavar="FILE", help="the ONNX model (gsmlp export)"
+    )
+    parser.add_argument("--out", required=True, type=Path, metavar="ENGINE", help="the engine file to write")
+    parser.add_argument(
+        "--plugin-lib", type=Path, metavar="PATH", help="libgsmlp_trt_plugin.so (default: see below)"
+    )
+    parser.add_argument(
+        "--no-plugin",
+        action="store_true",
+        help="do not load the plugin: TensorRT inlines each node's ONNX function body instead",
+    )
+    parser.add_argument(
+        "--shapes",
+        metavar="MIN,OPT,MAX",
+        help="batch x height x width of the optimization profile for dynamic inputs, e.g. "
+        "1x512x512,1x800x800,1x1333x1333; one BxHxW fixes the size. Required when the ONNX is dynamic",
+    )
+    parser.add_argument(
+        "--timing-cache",
+        type=Path,
+        metavar="FILE",
+        help="read layer timings from FILE if it exists and write them back: later builds are faster",
+    )
+    parser.add_argument(
+        "--workspace",
+        type=int,
+        metavar="MB",
+        help="limit TensorRT's workspace memory pool to MB mebibytes (default: TensorRT's, the GPU memory)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="print TensorRT's verbose log")
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here: the builder pulls in onnx, and tensorrt lazily, only when a build is asked for.
+    from gsmlp.runtime.trt_build import BuildOptions, build_engine, parse_shapes
+
+    if args.workspace is not None and args.workspace < 1:
+        raise GsmlpError(f"--workspace {args.workspace}: must be a positive number of MB")
+    if args.no_plugin and args.plugin_lib is not None:
+        raise GsmlpError("--no-plugin and --plugin-lib contradict each other: give one")
+    options = BuildOptions(
+        onnx=args.onnx,
+        out=args.out,
+        plugin_lib=args.plugin_lib,
+        use_plugin=not args.no_plugin,
+        shapes=parse_shapes(args.shapes) if args.shapes else None,
+        timing_cache=args.timing_cache,
+        workspace_mb=args.workspace,
+        verbose=args.verbose,
+    )
+    meta = build_engine(options)
+    gpu = meta["gpu"]
+    print(
+        f"wrote {args.out} and {args.out.name}.json: TensorRT {meta['tensorrt_version']}, "
+        f"{gpu['name']} (compute capability {gpu['compute_capability']}), "
+        f"{meta['gated_nodes']} GatedSparseMLP nodes as {meta['gated_nodes_as']}, "
+        f"built in {meta['build_seconds']:.1f} s"
+    )
+    return 0

@@ -1,0 +1,81 @@
+"""A loaded detector and how a transformers model becomes one: build, wrap the FFNs, fix padding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+from transformers import (
+    DeformableDetrConfig,
+    DeformableDetrForObjectDetection,
+    DetrConfig,
+    DetrForObjectDetection,
+    PretrainedConfig,
+)
+
+from gsmlp.errors import GsmlpError
+from gsmlp.model.padding import make_padding_invariant
+from gsmlp.model.processing import PreprocessConfig
+from gsmlp.model.weights import read_json
+from gsmlp.model.wrap import wrap_ffns
+
+# family -> (transformers model_type, config class, model class)
+FAMILIES: dict[str, tuple[str, type, type]] = {
+    "detr": ("detr", DetrConfig, DetrForObjectDetection),
+    "deformable-detr": ("deformable_detr", DeformableDetrConfig, DeformableDetrForObjectDetection),
+}
+
+
+@dataclass
+class LoadedDetector:
+    model: nn.Module  # eval mode, every FFN a GatedSparseMLP, padding-invariant
+    family: str  # "detr" | "deformable-detr"
+    preprocess: PreprocessConfig
+    source: str
+    gated: dict | None = None  # the gated checkpoint's gsmlp.json, None for a plain detector
+
+
+def family_of(config: PretrainedConfig) -> str:
+    for family, (model_type, _, _) in FAMILIES.items():
+        if config.model_type == model_type:
+            return family
+    raise GsmlpError(f"model_type {config.model_type!r} is not DETR or Deformable DETR")
+
+
+def read_config(path: Path) -> tuple[PretrainedConfig, str]:
+    """A config.json of either family -> (config, family)."""
+    data = read_json(path)
+    model_type = data.get("model_type")
+    for family, (known_type, config_class, _) in FAMILIES.items():
+        if model_type == known_type:
+            try:
+                return config_class.from_dict(data), family
+            except (TypeError, ValueError, KeyError) as exc:
+                raise GsmlpError(f"{path} is not a valid {known_type} config: {exc}") from None
+    accepted = ", ".join(repr(t) for t, _, _ in FAMILIES.values())
+    raise GsmlpError(f"{path}: model_type is {model_type!r}; gsmlp loads {accepted}")
+
+
+def build_detector(config: PretrainedConfig, family: str) -> nn.Module:
+    """A randomly initialised transformers detector of `family` (eval mode, FFNs not wrapped yet)."""
+    if family not in FAMILIES:
+        raise GsmlpError(f"unknown model family {family!r}: choose one of {', '.join(FAMILIES)}")
+    if getattr(config, "use_timm_backbone", False):
+        raise GsmlpError(
+            "the config asks for a timm backbone (use_timm_backbone: true); gsmlp uses the transformers "
+            "ResNet backbone (use_timm_backbone: false), which exports to ONNX without timm"
+        )
+    # Weights always come from the checkpoint; never download a pretrained backbone.
+    config.use_pretrained_backbone = False
+    if family == "deformable-detr":
+        # The pure-PyTorch attention path: the same numbers on CPU and GPU, and exportable to ONNX.
+        config.disable_custom_kernels = True
+    return FAMILIES[family][2](config).eval()
+
+
+def ready_for_gsmlp(model: nn.Module, block_size: int) -> nn.Module:
+    """Every FFN wrapped (dense mode: the same function) and padding made harmless."""
+    wrap_ffns(model, block_size=block_size)
+    make_padding_invariant(model)
+    return model.eval()

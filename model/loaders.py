@@ -1,0 +1,73 @@
+"""`load_detector`: every form `--model` takes -> a LoadedDetector ready for gsmlp.
+
+Accepted: a Hugging Face DETR / Deformable DETR folder, a facebookresearch/detr `.pth`, a gsmlp gated
+checkpoint folder, or a built-in name.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gsmlp.errors import GsmlpError
+from gsmlp.model import zoo
+from gsmlp.model.checkpoint import GSMLP_META, load_gated
+from gsmlp.model.detector import LoadedDetector, build_detector, read_config, ready_for_gsmlp
+from gsmlp.model.official_detr import config_from_official, official_to_hf
+from gsmlp.model.processing import PreprocessConfig
+from gsmlp.model.weights import load_strict, read_pickle_checkpoint, read_state_dict
+
+__all__ = ["LoadedDetector", "build_detector", "load_detector", "ACCEPTED_FORMS"]
+
+ACCEPTED_FORMS = (
+    "a Hugging Face DETR / Deformable DETR folder (config.json + model.safetensors or pytorch_model.bin), "
+    "a facebookresearch/detr checkpoint (.pth), a gsmlp gated checkpoint folder (with gsmlp.json), "
+    f"or a built-in name ({', '.join(zoo.BUILTIN_NAMES)})"
+)
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
+OFFICIAL_SUFFIXES = (".pth", ".pt")
+
+
+def load_detector(spec: str | Path, *, block_size: int = 32) -> LoadedDetector:
+    """Load a detector from any accepted form; every FFN wrapped, eval mode."""
+    if isinstance(spec, str) and zoo.is_builtin(spec) and not Path(spec).exists():
+        return load_hf_dir(zoo.builtin_dir(spec), block_size=block_size, source=spec)
+    path = Path(spec)
+    if not path.exists():
+        raise GsmlpError(f"{spec}: no such file or folder, and not a built-in name; give {ACCEPTED_FORMS}")
+    if path.is_dir():
+        if (path / GSMLP_META).is_file():
+            return load_gated(path)
+        if (path / "config.json").is_file():
+            return load_hf_dir(path, block_size=block_size)
+        raise GsmlpError(f"{path} is a folder without config.json or {GSMLP_META}; give {ACCEPTED_FORMS}")
+    if path.suffix in OFFICIAL_SUFFIXES:
+        return load_official_pth(path, block_size=block_size)
+    raise GsmlpError(f"{path}: unknown format {path.suffix or '(no suffix)'!r}; give {ACCEPTED_FORMS}")
+
+
+def load_hf_dir(folder: Path, *, block_size: int = 32, source: str | None = None) -> LoadedDetector:
+    config, family = read_config(folder / "config.json")
+    weights = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+    if weights is None:
+        expected = " or ".join(WEIGHT_FILES)
+        raise GsmlpError(f"{folder} has config.json but no weights: expected {expected}")
+    state_dict = read_state_dict(weights)
+    model = build_detector(config, family)
+    load_strict(model, state_dict, weights)
+    preprocessor = folder / "preprocessor_config.json"
+    preprocess = PreprocessConfig.from_json(preprocessor) if preprocessor.is_file() else PreprocessConfig()
+    return LoadedDetector(ready_for_gsmlp(model, block_size), family, preprocess, source or str(folder))
+
+
+def load_official_pth(path: Path, *, block_size: int = 32) -> LoadedDetector:
+    """A facebookresearch/detr checkpoint: {"model": state_dict, "args": Namespace, ...}."""
+    checkpoint = read_pickle_checkpoint(path)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
+        raise GsmlpError(f"{path} is not a facebookresearch/detr checkpoint: it has no 'model' state dict")
+    official = checkpoint["model"]
+    args = checkpoint.get("args")
+    config = config_from_official(official, args if isinstance(args, argparse.Namespace) else None)
+    model = build_detector(config, "detr")
+    load_strict(model, official_to_hf(official), path)
+    return LoadedDetector(ready_for_gsmlp(model, block_size), "detr", PreprocessConfig(), str(path))

@@ -1,0 +1,174 @@
+"""Pre- and post-processing as in the DETR papers: resize, normalise, pad with a mask; boxes to pixels."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from gsmlp.errors import GsmlpError
+from gsmlp.io import write_json_atomic
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FAMILIES = ("detr", "deformable-detr")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Resize and normalisation settings, stored as Hugging Face's preprocessor_config.json.
+
+    `pad_multiple`: the padded batch's height and width are rounded up to a multiple of it. With the
+    detector's coarsest feature stride (64 for 4-level Deformable DETR), the model's nearest-neighbour
+    mask downsampling picks exactly every stride-th mask pixel, which batch invariance needs
+    (see model/padding.py).
+    """
+
+    shortest_edge: int = 800
+    longest_edge: int = 1333
+    image_mean: tuple = IMAGENET_MEAN
+    image_std: tuple = IMAGENET_STD
+    pad_multiple: int = 64
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> PreprocessConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise GsmlpError(f"cannot read {path}: {exc.strerror}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise GsmlpError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise GsmlpError(f"{path} must hold a JSON object, not {type(data).__name__}")
+        size = data.get("size", {})
+        try:
+            config = cls(
+                shortest_edge=int(size.get("shortest_edge", cls.shortest_edge)),
+                longest_edge=int(size.get("longest_edge", cls.longest_edge)),
+                image_mean=tuple(float(v) for v in data.get("image_mean", IMAGENET_MEAN)),
+                image_std=tuple(float(v) for v in data.get("image_std", IMAGENET_STD)),
+                pad_multiple=int(data.get("pad_multiple", cls.pad_multiple)),
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise GsmlpError(f"{path}: bad size / image_mean / image_std / pad_multiple: {exc}") from None
+        config.check(str(path))
+        return config
+
+    def check(self, where: str = "preprocessing") -> None:
+        if not 0 < self.shortest_edge <= self.longest_edge:
+            raise GsmlpError(
+                f"{where}: need 0 < shortest_edge <= longest_edge, "
+                f"got {self.shortest_edge}, {self.longest_edge}"
+            )
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
+            raise GsmlpError(f"{where}: image_mean and image_std need 3 values each, std > 0")
+        if self.pad_multiple < 1:
+            raise GsmlpError(f"{where}: pad_multiple must be >= 1, got {self.pad_multiple}")
+
+    def to_json(self) -> dict:
+        return {
+            "size": {"shortest_edge": self.shortest_edge, "longest_edge": self.longest_edge},
+            "image_mean": list(self.image_mean),
+            "image_std": list(self.image_std),
+            "pad_multiple": self.pad_multiple,
+        }
+
+    def save(self, path: str | Path) -> None:
+        write_json_atomic(path, self.to_json())
+
+
+@dataclass
+class Batch:
+    pixel_values: torch.Tensor  # [B, 3, H, W] float32, normalised, zero where padded
+    pixel_mask: torch.Tensor  # [B, H, W] int64, 1 = real pixel
+    original_sizes: list[tuple[int, int]]  # (h, w) of each input image
+    resized_sizes: list[tuple[int, int]]  # (h, w) after resizing, before padding
+
+
+@dataclass
+class Detections:
+    boxes: np.ndarray  # [N, 4] xyxy in original-image pixels
+    scores: np.ndarray  # [N]
+    labels: np.ndarray  # [N] int: the dataset's own category ids
+
+
+def resized_size(height: int, width: int, shortest_edge: int, longest_edge: int) -> tuple[int, int]:
+    """DETR's rule: shortest side to `shortest_edge`, unless the longest side would exceed `longest_edge`."""
+    short, long = min(height, width), max(height, width)
+    target = shortest_edge
+    if long / short * target > longest_edge:
+        target = int(round(longest_edge * short / long))
+    if height <= width:
+        return target, int(round(target * width / height))
+    return int(round(target * height / width)), target
+
+
+def _to_tensor(image: Image.Image, size: tuple[int, int], config: PreprocessConfig) -> torch.Tensor:
+    rgb = image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(config.image_mean, dtype=torch.float32)[:, None, None]
+    std = torch.tensor(config.image_std, dtype=torch.float32)[:, None, None]
+    return (pixels - mean) / std
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def preprocess(images: Sequence[Image.Image], config: PreprocessConfig) -> Batch:
+    """Resize, normalise and pad (bottom/right, zeros) a list of images into one batch with its mask."""
+    if not images:
+        raise GsmlpError("preprocess needs at least one image")
+    original = [(image.height, image.width) for image in images]
+    resized = [resized_size(h, w, config.shortest_edge, config.longest_edge) for h, w in original]
+    height = _round_up(max(h for h, _ in resized), config.pad_multiple)
+    width = _round_up(max(w for _, w in resized), config.pad_multiple)
+    pixel_values = torch.zeros(len(images), 3, height, width)
+    pixel_mask = torch.zeros(len(images), height, width, dtype=torch.int64)
+    for index, (image, (h, w)) in enumerate(zip(images, resized, strict=True)):
+        pixel_values[index, :, :h, :w] = _to_tensor(image, (h, w), config)
+        pixel_mask[index, :h, :w] = 1
+    return Batch(pixel_values, pixel_mask, original, resized)
+
+
+def _scores_and_labels(logits: torch.Tensor, family: str, top_k: int) -> tuple[torch.Tensor, ...]:
+    """Per image: (scores [K], labels [K], query index [K])."""
+    if family == "detr":
+        # The last column is "no object"; every other index is a dataset category id.
+        best, classes = F.softmax(logits, -1)[..., :-1].max(-1)
+        scores, queries = best.topk(min(top_k, best.shape[1]), dim=1)
+        return scores, classes.gather(1, queries), queries
+    if family == "deformable-detr":
+        probs = logits.sigmoid().flatten(1)
+        k = min(top_k, probs.shape[1])
+        scores, index = probs.topk(k, dim=1)
+        num_classes = logits.shape[-1]
+        return scores, index % num_classes, index // num_classes
+    raise GsmlpError(f"unknown model family {family!r}: choose one of {', '.join(FAMILIES)}")
+
+
+def postprocess(
+    logits: torch.Tensor, pred_boxes: torch.Tensor, batch: Batch, family: str, top_k: int = 100
+) -> list[Detections]:
+    """Model outputs -> per-image detections in original-image pixels.
+
+    Boxes are (cx, cy, w, h) relative to the resized, unpadded image, which is the original image
+    scaled, so relative coordinates times the original size are original pixels.
+    """
+    scores, labels, queries = _scores_and_labels(logits.detach().float(), family, top_k)
+    results = []
+    for index, (height, width) in enumerate(batch.original_sizes):
+        boxes = pred_boxes[index].detach().float()[queries[index]]
+        cx, cy, w, h = boxes.unbind(-1)
+        xyxy = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
+        xyxy = xyxy * torch.tensor([width, height, width, height], dtype=torch.float32)
+        labels_np = labels[index].numpy().astype(np.int64)
+        results.append(Detections(xyxy.numpy(), scores[index].numpy(), labels_np))
+    return results

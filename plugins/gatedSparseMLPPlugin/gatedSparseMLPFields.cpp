@@ -1,0 +1,207 @@
+#include "gatedSparseMLPFields.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+namespace gsmlp::trt
+{
+namespace
+{
+
+using nvinfer1::PluginField;
+using nvinfer1::PluginFieldType;
+
+char const* typeName(PluginFieldType type)
+{
+    switch (type)
+    {
+    case PluginFieldType::kFLOAT16: return "kFLOAT16";
+    case PluginFieldType::kFLOAT32: return "kFLOAT32";
+    case PluginFieldType::kFLOAT64: return "kFLOAT64";
+    case PluginFieldType::kINT8: return "kINT8";
+    case PluginFieldType::kINT16: return "kINT16";
+    case PluginFieldType::kINT32: return "kINT32";
+    case PluginFieldType::kCHAR: return "kCHAR";
+    case PluginFieldType::kDIMS: return "kDIMS";
+    case PluginFieldType::kUNKNOWN: return "kUNKNOWN";
+    case PluginFieldType::kBF16: return "kBF16";
+    case PluginFieldType::kINT64: return "kINT64";
+    case PluginFieldType::kFP8: return "kFP8";
+    case PluginFieldType::kINT4: return "kINT4";
+    case PluginFieldType::kFP4: return "kFP4";
+    }
+    return "an unknown type";
+}
+
+// One scalar of `expected` type, or a message saying what came instead.
+std::string checkScalar(PluginField const& field, PluginFieldType expected)
+{
+    if (field.type != expected)
+    {
+        return std::string("field ") + field.name + " must be " + typeName(expected) + ", got " + typeName(field.type);
+    }
+    if (field.length != 1)
+    {
+        return std::string("field ") + field.name + " must hold 1 value, got " + std::to_string(field.length);
+    }
+    if (field.data == nullptr)
+    {
+        return std::string("field ") + field.name + " has no data";
+    }
+    return "";
+}
+
+// A kCHAR field equal to `expected`. The parser copies std::string bytes, with or without a terminating NUL,
+// so the text ends at `length` or at the first NUL.
+std::string checkText(PluginField const& field, char const* expected)
+{
+    if (field.type != PluginFieldType::kCHAR)
+    {
+        return std::string("field ") + field.name + " must be kCHAR, got " + typeName(field.type);
+    }
+    if (field.length < 0 || (field.length > 0 && field.data == nullptr))
+    {
+        return std::string("field ") + field.name + " has no data";
+    }
+    auto const* chars = static_cast<char const*>(field.data);
+    size_t const size = field.length == 0 ? 0 : strnlen(chars, static_cast<size_t>(field.length));
+    std::string const value(chars == nullptr ? "" : chars, size);
+    if (value != expected)
+    {
+        return std::string("field ") + field.name + " is \"" + value + "\"; this library provides \"" + expected
+            + "\"";
+    }
+    return "";
+}
+
+} // namespace
+
+std::string parseFields(nvinfer1::PluginFieldCollection const* fields, GatedSparseMLPParams& params)
+{
+    if (fields == nullptr)
+    {
+        return "no field collection was given (block_size and threshold are required)";
+    }
+    if (fields->nbFields < 0 || (fields->nbFields > 0 && fields->fields == nullptr))
+    {
+        return "the field collection is malformed (" + std::to_string(fields->nbFields) + " fields, no array)";
+    }
+    bool haveBlockSize{false};
+    bool haveThreshold{false};
+    GatedSparseMLPParams parsed{};
+    for (int32_t i = 0; i < fields->nbFields; ++i)
+    {
+        PluginField const& field = fields->fields[i];
+        if (field.name == nullptr)
+        {
+            return "field #" + std::to_string(i) + " has no name";
+        }
+        std::string error;
+        if (std::strcmp(field.name, kFIELD_BLOCK_SIZE) == 0)
+        {
+            if (haveBlockSize)
+            {
+                return "field block_size is given twice";
+            }
+            haveBlockSize = true;
+            error = checkScalar(field, PluginFieldType::kINT32);
+            if (error.empty())
+            {
+                std::memcpy(&parsed.blockSize, field.data, sizeof(int32_t));
+                if (parsed.blockSize < 1)
+                {
+                    error = "field block_size must be >= 1, got " + std::to_string(parsed.blockSize);
+                }
+            }
+        }
+        else if (std::strcmp(field.name, kFIELD_THRESHOLD) == 0)
+        {
+            if (haveThreshold)
+            {
+                return "field threshold is given twice";
+            }
+            haveThreshold = true;
+            error = checkScalar(field, PluginFieldType::kFLOAT32);
+            if (error.empty())
+            {
+                std::memcpy(&parsed.threshold, field.data, sizeof(float));
+                // A NaN threshold would silently make every block active; +-Inf are legitimate extremes.
+                if (std::isnan(parsed.threshold))
+                {
+                    error = "field threshold is NaN";
+                }
+            }
+        }
+        else if (std::strcmp(field.name, "plugin_version") == 0)
+        {
+            error = checkText(field, kPLUGIN_VERSION);
+        }
+        else if (std::strcmp(field.name, "plugin_namespace") == 0)
+        {
+            error = checkText(field, kPLUGIN_NAMESPACE);
+        }
+        else
+        {
+            error = std::string("unknown field ") + field.name
+                + " (GatedSparseMLP takes block_size, threshold, plugin_version, plugin_namespace)";
+        }
+        if (!error.empty())
+        {
+            return error;
+        }
+    }
+    if (!haveBlockSize)
+    {
+        return "field block_size is missing (the INT attribute block_size of the ONNX node)";
+    }
+    if (!haveThreshold)
+    {
+        return "field threshold is missing (the FLOAT attribute threshold of the ONNX node)";
+    }
+    params = parsed;
+    return "";
+}
+
+SerializedFields::SerializedFields(GatedSparseMLPParams const& params) noexcept
+    : mBlockSize(params.blockSize)
+    , mThreshold(params.threshold)
+{
+    bind();
+}
+
+SerializedFields::SerializedFields(SerializedFields const& other) noexcept
+    : mBlockSize(other.mBlockSize)
+    , mThreshold(other.mThreshold)
+{
+    // The copy must point at its own values, not at the ones of `other`.
+    bind();
+}
+
+void SerializedFields::bind() noexcept
+{
+    mFields[0] = PluginField(kFIELD_BLOCK_SIZE, &mBlockSize, PluginFieldType::kINT32, 1);
+    mFields[1] = PluginField(kFIELD_THRESHOLD, &mThreshold, PluginFieldType::kFLOAT32, 1);
+    mCollection.nbFields = static_cast<int32_t>(mFields.size());
+    mCollection.fields = mFields.data();
+}
+
+std::string timingCacheId(GatedSparseMLPParams const& params)
+{
+    uint32_t bits{0};
+    std::memcpy(&bits, &params.threshold, sizeof(bits));
+    char buffer[96];
+    std::snprintf(buffer, sizeof(buffer), "GatedSparseMLP_v%s_block_size=%d_threshold_bits=0x%08x", kPLUGIN_VERSION,
+        static_cast<int>(params.blockSize), static_cast<unsigned>(bits));
+    return buffer;
+}
+
+std::string metadataString(GatedSparseMLPParams const& params)
+{
+    char buffer[96];
+    std::snprintf(buffer, sizeof(buffer), "block_size=%d threshold=%.9g", static_cast<int>(params.blockSize),
+        static_cast<double>(params.threshold));
+    return buffer;
+}
+
+} // namespace gsmlp::trt

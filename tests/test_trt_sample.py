@@ -1,0 +1,50 @@
+"""The C++ runtime sample compiles with -Wall -Wextra -Werror against the TensorRT headers.
+
+Where libnvinfer is found the executable is linked too; otherwise only its objects are compiled (the
+configure step says so) and running it is left to a machine with TensorRT and a GPU. Needs
+$GSMLP_TENSORRT_INCLUDE (a folder holding NvInfer.h) and cmake; skips with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sample_compiles_with_warnings_as_errors(tmp_path: Path) -> None:
+    include = os.environ.get("GSMLP_TENSORRT_INCLUDE")
+    if not include:
+        pytest.skip("GSMLP_TENSORRT_INCLUDE is not set (point it at a folder holding the TensorRT headers)")
+    if (
+        not (Path(include) / "NvInfer.h").is_file()
+        and not (Path(include) / "include" / "NvInfer.h").is_file()
+    ):
+        pytest.skip(f"GSMLP_TENSORRT_INCLUDE={include} holds no NvInfer.h")
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed")
+    configure = subprocess.run(
+        [
+            "cmake",
+            "-S",
+            str(REPO_ROOT / "runtime" / "cpp"),
+            "-B",
+            str(tmp_path),
+            f"-DTensorRT_ROOT={include}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if configure.returncode != 0 and "CUDAToolkit" in configure.stderr:
+        pytest.skip("the CUDA toolkit headers are not installed")
+    assert configure.returncode == 0, configure.stdout + configure.stderr
+    build = subprocess.run(["cmake", "--build", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout[-8000:] + build.stderr[-8000:]
+    linked = "linking against" in configure.stdout
+    assert linked or "compiling the objects only" in configure.stdout
