@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 
-from gsmlp.data.coco import CocoDataset
 from gsmlp.model.processing import Batch, PreprocessConfig, preprocess
+
+if TYPE_CHECKING:  # the data stage is needed only where a dataset is actually read
+    from gsmlp.data.coco import CocoDataset
 
 
 def image_batches(

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from gsmlp.args import add_model_argument, load_model_from_args
 from gsmlp.calibration.analysis import analyze, write_analysis
-from gsmlp.calibration.evaluation import evaluate
 from gsmlp.calibration.gates import LABELS
 from gsmlp.calibration.images import count_images, image_batches, model_inputs
 from gsmlp.calibration.permutation import ORDERINGS
@@ -24,7 +23,6 @@ from gsmlp.calibration.pipeline import (
 )
 from gsmlp.calibration.report import heldout_estimate, write_report
 from gsmlp.calibration.statistics import StatisticsCollector, save_statistics
-from gsmlp.data.coco import resolve_dataset
 from gsmlp.errors import GsmlpError
 from gsmlp.io import atomic_directory
 from gsmlp.model.checkpoint import save_gated
@@ -158,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
     detector = load_model_from_args(args)
     if detector.gated is not None:
         raise GsmlpError(f"--model {args.model} is already a gated checkpoint; calibrate the dense model")
+    # The data stage is imported on use, so that `gsmlp --help` never depends on it.
+    from gsmlp.data.coco import resolve_dataset
+
     calibration_set = resolve_dataset(args.data, args.images)
     eval_set = resolve_dataset(args.eval_data, args.eval_images) if args.eval_data else None
     timings: dict[str, float] = {}
@@ -223,6 +224,8 @@ def _timed(timings: dict, key: str, work):
 def _evaluate(detector: LoadedDetector, dataset, args, label: str) -> dict | None:
     if dataset is None:
         return None
+    from gsmlp.calibration.evaluation import evaluate
+
     return evaluate(detector, dataset, limit=args.eval_max_images, label=label)
 
 
@@ -237,7 +240,7 @@ def _sweep(detector, dense_model, stats, results, options, eval_set, values, arg
         else:
             set_thresholds(detector.model, results, value)
             probe = detector
-        measured = evaluate(probe, eval_set, limit=args.eval_max_images, label=f"sweep {value}")
+        measured = _evaluate(probe, eval_set, args, f"sweep {value}")
         points.append(
             {
                 "value": value,
