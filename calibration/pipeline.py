@@ -14,7 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gsmlp.calibration.gates import GateTraining, block_targets, gate_logits, layer_block_sizes, train_gate
-from gsmlp.calibration.permutation import neuron_order, oracle_block_sparsity, permute_layer
+from gsmlp.calibration.permutation import block_sizes, neuron_order, oracle_block_sparsity, permute_layer
 from gsmlp.calibration.sibs import prune_layer
 from gsmlp.calibration.statistics import LayerStatistics, StatisticsCollector
 from gsmlp.calibration.thresholds import (
@@ -104,8 +104,7 @@ class LayerResult:
         return {key: getattr(self, key) for key in keys}
 
     def threshold_for(self, target_sparsity: float) -> float:
-        sizes = torch.full((self.heldout_logits.shape[1],), float(self.block_size), dtype=torch.float64)
-        sizes[-1] = self.hidden - self.block_size * (len(sizes) - 1)
+        sizes = block_sizes(self.hidden, self.block_size)
         return threshold_for_sparsity(self.heldout_logits, sizes, self.dense_hidden, target_sparsity)
 
 
