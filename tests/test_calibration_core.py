@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from gsmlp.calibration.thresholds import (
     threshold_for_recall,
     threshold_for_sparsity,
 )
+from gsmlp.errors import GsmlpError
 from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
 from gsmlp.model.wrap import gated_layers, reset_sparsity, sparsity_report, wrap_ffns
 from tests.conftest import make_tiny_model
@@ -67,6 +69,16 @@ def test_statistics_round_trip(tmp_path) -> None:
         assert torch.equal(loaded[name].coactive, original.coactive)
         assert torch.equal(loaded[name].reservoir_x, original.reservoir_x)
         assert loaded[name].tokens == original.tokens
+
+
+def test_statistics_of_another_version_are_refused(tmp_path) -> None:
+    model = wrap_ffns(make_tiny_model("detr"))
+    save_statistics(StatisticsCollector(model, reservoir_size=5).run(_batches(1)), tmp_path, images=2)
+    meta = json.loads((tmp_path / "statistics.json").read_text())
+    meta["version"] = 7
+    (tmp_path / "statistics.json").write_text(json.dumps(meta))
+    with pytest.raises(GsmlpError, match=r"statistics.json: .*version 7"):
+        load_statistics(tmp_path)
 
 
 def test_pruning_dead_neurons_keeps_the_output_within_summation_order() -> None:
