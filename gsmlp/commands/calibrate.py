@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import time
 from pathlib import Path
@@ -171,7 +170,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote the activation analysis to {args.out}")
             return 0
         dense_eval = _timed(timings, "eval_dense_s", lambda: _evaluate(detector, eval_set, args, "dense"))
-        dense_model = copy.deepcopy(detector.model) if args.method == "sibs" and eval_set else None
         start = time.perf_counter()
         results = calibrate_model(detector.model, stats, options)
         timings["calibrate_s"] = time.perf_counter() - start
@@ -182,9 +180,7 @@ def run(args: argparse.Namespace) -> int:
             refit_thresholds(detector.model, batches, total, results, options, args.reservoir)
             timings["threshold_refit_s"] = time.perf_counter() - start
         gated_eval = _timed(timings, "eval_gated_s", lambda: _evaluate(detector, eval_set, args, "gated"))
-        sweep = (
-            _sweep(detector, dense_model, stats, results, options, eval_set, values, args) if eval_set else []
-        )
+        sweep = _sweep(detector, stats, results, options, eval_set, values, args) if eval_set else []
         report = _report(
             args, options, detector, collector, stats, results, dense_eval, gated_eval, sweep, timings
         )
@@ -229,14 +225,15 @@ def _evaluate(detector: LoadedDetector, dataset, args, label: str) -> dict | Non
     return evaluate(detector, dataset, limit=args.eval_max_images, label=label)
 
 
-def _sweep(detector, dense_model, stats, results, options, eval_set, values, args) -> list[dict]:
+def _sweep(detector, stats, results, options, eval_set, values, args) -> list[dict]:
     """AP and measured sparsity at each sweep value; the model's own thresholds are restored after."""
     points = []
     for value in values:
         if options.method == "sibs":
-            model = copy.deepcopy(dense_model)
-            calibrate_model(model, stats, CalibrationOptions(method="sibs", epsilon=value))
-            probe = LoadedDetector(model, detector.family, detector.preprocess, detector.source)
+            # A fresh load, not a deepcopy: the padding fix's hooks share state with the model they were
+            # installed on, so a deep-copied detector computes with the original's pixel mask.
+            probe = load_model_from_args(args)
+            calibrate_model(probe.model, stats, CalibrationOptions(method="sibs", epsilon=value))
         else:
             set_thresholds(detector.model, results, value)
             probe = detector
