@@ -16,12 +16,13 @@ ORDERINGS = ("identity", "frequency", "coactivation")
 
 
 def coactivation_order(coactive: torch.Tensor, tokens: int, block_size: int) -> torch.Tensor:
-    """Greedy blocks: seed each block with the most frequent free neuron, then add, one at a time, the
-    free neuron that adds least to the block's firing probability.
+    """Greedy blocks: seed each block with the rarest free neuron, then add, one at a time, the free
+    neuron that adds least to the block's firing probability.
 
     Adding neuron j to block S raises P(S fires) by P(j) - P(j and some i in S), which pairwise counts
-    bound below by P(j) - max_i P(j and i): that bound is the greedy cost. Rare neurons cost little
-    anywhere and end up together in the last blocks, which then rarely fire.
+    bound below by P(j) - max_i P(j and i): that bound is the greedy cost. Rare seeds first: seeding with
+    the most frequent neuron instead put a frequent neuron in every block, so every block fired (oracle
+    block sparsity 0.000, rare seeds 0.194, on deformable-detr-small encoder.2; docs/CALIBRATION.md).
     """
     hidden = coactive.shape[0]
     joint = coactive.double() / max(tokens, 1)
@@ -29,7 +30,7 @@ def coactivation_order(coactive: torch.Tensor, tokens: int, block_size: int) -> 
     free = torch.ones(hidden, dtype=torch.bool)
     order: list[int] = []
     for _ in range(num_blocks_for(hidden, block_size)):
-        seed = int(torch.where(free, frequency, -1.0).argmax())
+        seed = int(torch.where(free, frequency, torch.inf).argmin())
         free[seed] = False
         block = [seed]
         covered = joint[seed].clone()  # max_i P(j and i) over block members i
