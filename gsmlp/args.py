@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from gsmlp.model.loaders import LoadedDetector, load_detector
 from gsmlp.model.zoo import BUILTIN_NAMES
+
+if TYPE_CHECKING:
+    from gsmlp.model.loaders import LoadedDetector
 
 MODEL_HELP = (
     "the detector: a Hugging Face DETR / Deformable DETR folder (config.json + model.safetensors or "
@@ -28,4 +31,7 @@ def add_model_argument(parser: argparse.ArgumentParser, *, required: bool = True
 
 
 def load_model_from_args(args: argparse.Namespace) -> LoadedDetector:
+    # Imported here: torch and transformers take seconds to import, and `gsmlp --help` needs neither.
+    from gsmlp.model.loaders import load_detector
+
     return load_detector(args.model, block_size=getattr(args, "block_size", 32))

@@ -46,6 +46,11 @@ def family_of(config: PretrainedConfig) -> str:
 def read_config(path: Path) -> tuple[PretrainedConfig, str]:
     """A config.json of either family -> (config, family)."""
     data = read_json(path)
+    if data.get("use_timm_backbone"):
+        raise GsmlpError(
+            f"{path} asks for a timm backbone (use_timm_backbone: true); gsmlp uses the transformers "
+            "ResNet backbone (use_timm_backbone: false), which exports to ONNX without timm"
+        )
     model_type = data.get("model_type")
     for family, (known_type, config_class, _) in FAMILIES.items():
         if model_type == known_type:
@@ -57,21 +62,21 @@ def read_config(path: Path) -> tuple[PretrainedConfig, str]:
     raise GsmlpError(f"{path}: model_type is {model_type!r}; gsmlp loads {accepted}")
 
 
-def build_detector(config: PretrainedConfig, family: str) -> nn.Module:
-    """A randomly initialised transformers detector of `family` (eval mode, FFNs not wrapped yet)."""
+def prepare_config(config: PretrainedConfig, family: str) -> PretrainedConfig:
+    """Settings every gsmlp detector runs with, whatever its checkpoint asked for (in place)."""
     if family not in FAMILIES:
         raise GsmlpError(f"unknown model family {family!r}: choose one of {', '.join(FAMILIES)}")
-    if getattr(config, "use_timm_backbone", False):
-        raise GsmlpError(
-            "the config asks for a timm backbone (use_timm_backbone: true); gsmlp uses the transformers "
-            "ResNet backbone (use_timm_backbone: false), which exports to ONNX without timm"
-        )
     # Weights always come from the checkpoint; never download a pretrained backbone.
     config.use_pretrained_backbone = False
     if family == "deformable-detr":
         # The pure-PyTorch attention path: the same numbers on CPU and GPU, and exportable to ONNX.
         config.disable_custom_kernels = True
-    return FAMILIES[family][2](config).eval()
+    return config
+
+
+def build_detector(config: PretrainedConfig, family: str) -> nn.Module:
+    """A randomly initialised transformers detector of `family` (eval mode, FFNs not wrapped yet)."""
+    return FAMILIES[family][2](prepare_config(config, family)).eval()
 
 
 def ready_for_gsmlp(model: nn.Module, block_size: int) -> nn.Module:

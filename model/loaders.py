@@ -7,15 +7,29 @@ checkpoint folder, or a built-in name.
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig
+from transformers.utils import logging as hf_logging
 
 from gsmlp.errors import GsmlpError
 from gsmlp.model import zoo
 from gsmlp.model.checkpoint import GSMLP_META, load_gated
-from gsmlp.model.detector import LoadedDetector, build_detector, read_config, ready_for_gsmlp
+from gsmlp.model.detector import (
+    FAMILIES,
+    LoadedDetector,
+    build_detector,
+    prepare_config,
+    read_config,
+    ready_for_gsmlp,
+)
 from gsmlp.model.official_detr import config_from_official, official_to_hf
 from gsmlp.model.processing import PreprocessConfig
-from gsmlp.model.weights import load_strict, read_pickle_checkpoint, read_state_dict
+from gsmlp.model.weights import load_strict, read_pickle_checkpoint, read_state_dict, report_misfit
 
 __all__ = ["LoadedDetector", "build_detector", "load_detector", "ACCEPTED_FORMS"]
 
@@ -52,12 +66,46 @@ def load_hf_dir(folder: Path, *, block_size: int = 32, source: str | None = None
     if weights is None:
         expected = " or ".join(WEIGHT_FILES)
         raise GsmlpError(f"{folder} has config.json but no weights: expected {expected}")
-    state_dict = read_state_dict(weights)
-    model = build_detector(config, family)
-    load_strict(model, state_dict, weights)
+    model = from_hf_state_dict(config, family, read_state_dict(weights), weights)
     preprocessor = folder / "preprocessor_config.json"
     preprocess = PreprocessConfig.from_json(preprocessor) if preprocessor.is_file() else PreprocessConfig()
     return LoadedDetector(ready_for_gsmlp(model, block_size), family, preprocess, source or str(folder))
+
+
+def from_hf_state_dict(
+    config: PretrainedConfig, family: str, state_dict: dict[str, torch.Tensor], source: Path
+) -> nn.Module:
+    """A detector holding exactly the weights of a Hugging Face state dict.
+
+    transformers itself maps the key names: its save_pretrained writes some models (Deformable DETR)
+    under the Hub's historical names, so only its own loader reads every such file correctly.
+    """
+    model_class = FAMILIES[family][2]
+    with _quiet_transformers():
+        model, info = model_class.from_pretrained(
+            None,
+            config=prepare_config(config, family),
+            state_dict=state_dict,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # mismatches come back in `info`, reported below
+        )
+    mismatched = [f"{key} {tuple(got)} vs model {tuple(want)}" for key, got, want in info["mismatched_keys"]]
+    report_misfit(source, sorted(info["missing_keys"]), sorted(info["unexpected_keys"]), mismatched)
+    return model.eval()
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Misfits are reported as one GsmlpError; transformers' own load report and progress bar are noise."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def load_official_pth(path: Path, *, block_size: int = 32) -> LoadedDetector:

@@ -100,14 +100,18 @@ class Detections:
 
 
 def resized_size(height: int, width: int, shortest_edge: int, longest_edge: int) -> tuple[int, int]:
-    """DETR's rule: shortest side to `shortest_edge`, unless the longest side would exceed `longest_edge`."""
+    """DETR's rule: shortest side to `shortest_edge`, unless the longest side would exceed `longest_edge`.
+
+    As in facebookresearch/detr, the capped short side is rounded and the long side truncated, so the
+    long side can end a pixel or two above `longest_edge`; matching it keeps published checkpoints exact.
+    """
     short, long = min(height, width), max(height, width)
     target = shortest_edge
     if long / short * target > longest_edge:
         target = int(round(longest_edge * short / long))
     if height <= width:
-        return target, int(round(target * width / height))
-    return int(round(target * height / width)), target
+        return target, int(target * width / height)
+    return int(target * height / width), target
 
 
 def _to_tensor(image: Image.Image, size: tuple[int, int], config: PreprocessConfig) -> torch.Tensor:

@@ -101,6 +101,14 @@ def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: s
         for k in expected
         if k in state_dict and state_dict[k].shape != expected[k].shape
     ]
+    report_misfit(source, missing, unexpected, mismatched)
+    model.load_state_dict(state_dict, strict=True)
+
+
+def report_misfit(
+    source: str | Path, missing: list[str], unexpected: list[str], mismatched: list[str]
+) -> None:
+    """Raise one GsmlpError naming the first few missing, unexpected and misshapen keys, if any."""
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing keys: {_first(missing)}")
@@ -110,4 +118,3 @@ def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: s
         problems.append(f"{len(mismatched)} shape mismatches: {_first(mismatched)}")
     if problems:
         raise GsmlpError(f"the weights in {source} do not fit the model: " + "; ".join(problems))
-    model.load_state_dict(state_dict, strict=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from gsmlp.args import add_model_argument, load_model_from_args
-from gsmlp.model.loaders import LoadedDetector
-from gsmlp.model.wrap import gated_layers
+
+if TYPE_CHECKING:
+    from gsmlp.model.loaders import LoadedDetector
 
 HELP = "describe a detector: family, FFN layers and their gating, parameters, preprocessing"
 DESCRIPTION = """\
@@ -26,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def layer_rows(detector: LoadedDetector) -> list[tuple[str, ...]]:
+    from gsmlp.model.wrap import gated_layers  # needs torch; see gsmlp.args
+
     rows = []
     for name, layer in gated_layers(detector.model):
         rank = str(layer.gate.rank) if layer.gate is not None else "-"
