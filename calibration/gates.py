@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from gsmlp.calibration.choices import LABELS
 from gsmlp.calibration.permutation import block_sizes
 from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
-
-LABELS = ("any", "magnitude")
 
 
 @dataclass

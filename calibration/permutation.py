@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from gsmlp.calibration.choices import ORDERINGS
 from gsmlp.calibration.sibs import select_neurons
 from gsmlp.model.gated_mlp import GatedSparseMLP, num_blocks_for
-
-ORDERINGS = ("identity", "frequency", "coactivation")
 
 
 def coactivation_order(coactive: torch.Tensor, tokens: int, block_size: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from gsmlp.calibration.choices import GATE_LAYERS, METHODS
 from gsmlp.calibration.gates import GateTraining, block_targets, gate_logits, layer_block_sizes, train_gate
 from gsmlp.calibration.permutation import block_sizes, neuron_order, oracle_block_sparsity, permute_layer
 from gsmlp.calibration.sibs import prune_layer
@@ -26,9 +27,6 @@ from gsmlp.calibration.thresholds import (
 from gsmlp.errors import GsmlpError
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.wrap import gated_layers
-
-METHODS = ("sibs", "mgs", "sibs+mgs")
-GATE_LAYERS = ("all", "encoder")
 
 
 @dataclass
