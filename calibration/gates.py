@@ -56,7 +56,7 @@ def label_weights(targets: BlockTargets, labels: str) -> torch.Tensor:
 @dataclass
 class GateTraining:
     rank: int = 16
-    labels: str = "any"
+    labels: str = "magnitude"
     steps: int = 600
     batch_size: int = 1024
     learning_rate: float = 3e-3

@@ -36,7 +36,7 @@ class CalibrationOptions:
     block_size: int = 32
     rank: int = 16
     ordering: str = "coactivation"
-    labels: str = "any"
+    labels: str = "magnitude"
     target_sparsity: float | None = 0.9
     target_recall: float | None = None
     gate_steps: int = 600

@@ -69,7 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="coactivation",
         help="neuron permutation (default coactivation)",
     )
-    method.add_argument("--labels", choices=LABELS, default="any", help="gate labels (default any)")
+    method.add_argument(
+        "--labels",
+        choices=LABELS,
+        default="magnitude",
+        help="gate labels (default magnitude: see docs/CALIBRATION.md)",
+    )
     method.add_argument(
         "--gate-layers", choices=GATE_LAYERS, default="all", help="FFNs that get a gate (default all)"
     )
