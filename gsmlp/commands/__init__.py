@@ -8,12 +8,12 @@ A pending one is only named here: it says it is not built and exits with status 
 COMMANDS: dict[str, str] = {
     "build": "gsmlp.commands.build",
     "calibrate": "gsmlp.commands.calibrate",
+    "eval": "gsmlp.commands.eval",
     "info": "gsmlp.commands.info",
 }
 
 # name -> one-line summary, for commands not built yet
 PENDING: dict[str, str] = {
-    "eval": "evaluate a detector with COCO metrics and FFN sparsity",
     "export": "export a (gated) detector to ONNX with GatedSparseMLP nodes",
     "validate": "COCO mAP parity across PyTorch, ONNX Runtime and TensorRT",
     "bench": "benchmark the sparse kernels against the dense FFN",

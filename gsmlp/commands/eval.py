@@ -1,0 +1,178 @@
+"""`gsmlp eval`: COCO box metrics and per-layer FFN sparsity of a detector on a dataset."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from gsmlp.args import add_model_argument, load_model_from_args
+from gsmlp.data.coco import CocoDataset, resolve_dataset
+from gsmlp.data.evaluate import coco_metrics, format_metrics
+from gsmlp.errors import GsmlpError
+from gsmlp.io import write_json_atomic
+
+HELP = "evaluate a detector with COCO metrics and FFN sparsity"
+DESCRIPTION = """\
+Run a detector over a dataset, score its boxes with pycocotools (AP, AP50, AP75, APs, APm, APl in
+points 0-100) and measure how many FFN hidden neurons each encoder and decoder layer skipped.
+
+--model takes a Hugging Face DETR / Deformable DETR folder, a facebookresearch/detr .pth, a gsmlp gated
+checkpoint folder, or a built-in name (detr-small, deformable-detr-small).
+--data takes a generated split (shapes-train, shapes-val: made on first use in $GSMLP_CACHE, default
+~/.cache/gsmlp/datasets) or a COCO instances JSON together with --images DIR.
+
+Modes (how each FFN runs):
+  dense   the original model, every neuron computed
+  static  only the neurons the SIBS keep-mask keeps (needs a gated checkpoint)
+  gated   keep-mask and MGS micro-gates (needs a gated checkpoint)
+  oracle  exactly the blocks that hold a non-zero activation: the bound any gate can reach
+
+Examples:
+  gsmlp eval --model detr-small --data shapes-val
+  gsmlp eval --model runs/detr-small-mgs --data shapes-val --mode gated --report runs/eval.json
+  gsmlp eval --model my-detr/ --data annotations/instances_val2017.json --images val2017/ --limit 50
+"""
+MODES = ("dense", "static", "gated", "oracle")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument("--data", required=True, help="shapes-train, shapes-val, or a COCO instances JSON")
+    parser.add_argument("--images", help="image folder of a JSON --data")
+    parser.add_argument("--mode", choices=MODES, default="dense", help="how the FFNs run (default: dense)")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images (in image-id order)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--report", type=Path, help="write the JSON report here")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.batch_size < 1:
+        raise GsmlpError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        raise GsmlpError(f"--limit must be at least 1, got {args.limit}")
+    if args.threads is not None and args.threads < 1:
+        raise GsmlpError(f"--threads must be at least 1, got {args.threads}")
+
+
+def _set_mode(detector, mode: str) -> None:
+    from gsmlp.model.wrap import reset_sparsity, set_mode
+
+    if mode in ("static", "gated") and not detector.gated:
+        raise GsmlpError(
+            f"--mode {mode} needs a gated checkpoint (made by `gsmlp calibrate`); "
+            f"{detector.source} is a plain detector: use --mode dense or oracle"
+        )
+    try:
+        set_mode(detector.model, mode)
+    except ValueError as exc:
+        raise GsmlpError(f"--mode {mode} with {detector.source}: {exc}") from None
+    reset_sparsity(detector.model)
+
+
+def _warn_label_range(detector, dataset: CocoDataset) -> None:
+    num_labels = getattr(detector.model.config, "num_labels", None)
+    top = max(dataset.category_ids, default=0)
+    if num_labels is not None and top >= num_labels:
+        print(
+            f"warning: {dataset.name} has category ids up to {top}, but the model predicts class indices "
+            f"0..{num_labels - 1}; categories above that can never be detected",
+            file=sys.stderr,
+        )
+
+
+def _batches(dataset: CocoDataset, batch_size: int, limit: int | None):
+    batch = []
+    for item in dataset.iterate(limit):
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def detect(detector, dataset: CocoDataset, batch_size: int, limit: int | None) -> tuple[dict, float]:
+    """{image_id: Detections} over the dataset, and the seconds spent in the model itself."""
+    from gsmlp.model.processing import postprocess, preprocess
+
+    total = len(dataset) if limit is None else min(limit, len(dataset))
+    detections, model_seconds = {}, 0.0
+    with tqdm(total=total, desc="evaluating", unit="img") as progress, torch.no_grad():
+        for batch_items in _batches(dataset, batch_size, limit):
+            ids = [image_id for image_id, _ in batch_items]
+            batch = preprocess([image for _, image in batch_items], detector.preprocess)
+            started = time.perf_counter()
+            outputs = detector.model(pixel_values=batch.pixel_values, pixel_mask=batch.pixel_mask)
+            model_seconds += time.perf_counter() - started
+            found = postprocess(outputs.logits, outputs.pred_boxes, batch, detector.family)
+            detections.update(zip(ids, found, strict=True))
+            progress.update(len(batch_items))
+    return detections, model_seconds
+
+
+def _sparsity_line(sparsity: dict) -> str:
+    return (
+        f"FFN neurons skipped: encoder {100 * sparsity['encoder']:.1f} %, "
+        f"decoder {100 * sparsity['decoder']:.1f} %"
+        f"  |  zero ReLU outputs: encoder {100 * sparsity['encoder_activation_sparsity']:.1f} %, "
+        f"decoder {100 * sparsity['decoder_activation_sparsity']:.1f} %"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from gsmlp.model.wrap import sparsity_report
+
+    _check_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    dataset = resolve_dataset(args.data, args.images)
+    detector = load_model_from_args(args)
+    _set_mode(detector, args.mode)
+    _warn_label_range(detector, dataset)
+    detections, model_seconds = detect(detector, dataset, args.batch_size, args.limit)
+    metrics = coco_metrics(dataset, detections)
+    notes = metrics.pop("notes")
+    if dataset.unreadable:
+        notes.append(f"{len(dataset.unreadable)} unreadable images skipped: {', '.join(dataset.unreadable)}")
+    sparsity = sparsity_report(detector.model)
+    total_seconds = time.perf_counter() - started
+    print(
+        format_metrics(
+            metrics, f"{detector.source} on {dataset.name}, {len(detections)} images, mode {args.mode}"
+        )
+    )
+    print(_sparsity_line(sparsity))
+    for note in notes:
+        print(f"note: {note}")
+    if args.report:
+        report = {
+            "model": detector.source,
+            "family": detector.family,
+            "data": dataset.name,
+            "annotations": str(dataset.annotation_file),
+            "mode": args.mode,
+            "images": len(detections),
+            "skipped_images": dataset.unreadable,
+            "metrics": metrics,
+            "notes": notes,
+            "ffn_sparsity": sparsity,
+            "timing": {
+                "total_s": round(total_seconds, 3),
+                "model_s": round(model_seconds, 3),
+                "model_ms_per_image": round(1000 * model_seconds / max(1, len(detections)), 2),
+                "batch_size": args.batch_size,
+                "torch_threads": torch.get_num_threads(),
+            },
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
+        write_json_atomic(args.report, report)
+        print(f"report: {args.report}")
+    return 0
