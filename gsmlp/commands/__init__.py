@@ -8,6 +8,7 @@ A pending one is only named here: it says it is not built and exits with status 
 COMMANDS: dict[str, str] = {
     "bench": "gsmlp.commands.bench",
     "build": "gsmlp.commands.build",
+    "calibrate": "gsmlp.commands.calibrate",
     "eval": "gsmlp.commands.eval",
     "export": "gsmlp.commands.export",
     "info": "gsmlp.commands.info",
@@ -16,6 +17,5 @@ COMMANDS: dict[str, str] = {
 
 # name -> one-line summary, for commands not built yet
 PENDING: dict[str, str] = {
-    "calibrate": "SIBS static indicators and MGS micro-gates -> gated checkpoint",
     "demo": "the main job: calibrate, export, build, validate on the built-in model",
 }
