@@ -130,5 +130,10 @@ def load_gated(path: str | Path) -> LoadedDetector:
     for name, layer in layers.items():
         layer.set_mode(meta["layers"][name]["mode"])
     make_padding_invariant(model)
+    if any(layer.mode == "gated" for layer in layers.values()):
+        # Gated FFNs run the compiled kernel (PyTorch reference where it is not built, with one warning).
+        from gsmlp.kernels import install
+
+        install(model)
     preprocess = PreprocessConfig.from_json(folder / "preprocessor_config.json")
     return LoadedDetector(model.eval(), family, preprocess, str(folder), gated=meta)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from gsmlp import kernels
 from gsmlp.cli import main
 from gsmlp.errors import GsmlpError
 from gsmlp.model.checkpoint import load_gated, save_gated
@@ -75,8 +76,21 @@ def test_round_trip_is_identical(tmp_path: Path, family: str) -> None:
     assert [layer.mode for layer in layers.values()] == ["gated", "static", "oracle", "dense"]
     saved_mask = dict(gated_layers(detector.model))["encoder.1"].keep_mask
     assert torch.equal(layers["encoder.1"].keep_mask, saved_mask)
+    kernels.uninstall(loaded.model)  # bit-exactness is the reference path's promise
     for expected, actual in zip(_outputs(detector.model), _outputs(loaded.model), strict=True):
         assert torch.equal(expected, actual)
+
+
+@pytest.mark.skipif(not kernels.available(), reason="the gsmlp_kernels library is not built")
+def test_gated_layers_load_with_the_compiled_kernel(tmp_path: Path) -> None:
+    detector = _gated_detector(tmp_path, "detr")
+    save_gated(tmp_path / "gated", detector, {})
+    loaded = load_detector(tmp_path / "gated")
+    layers = dict(gated_layers(loaded.model))
+    assert layers["encoder.0"].kernel is not None  # the gated layer
+    assert layers["encoder.1"].kernel is None  # static: nothing to compute sparsely
+    for expected, actual in zip(_outputs(detector.model), _outputs(loaded.model), strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.fixture
