@@ -7,6 +7,7 @@ A pending one is only named here: it says it is not built and exits with status 
 # name -> module implementing it
 COMMANDS: dict[str, str] = {
     "build": "gsmlp.commands.build",
+    "calibrate": "gsmlp.commands.calibrate",
     "eval": "gsmlp.commands.eval",
     "export": "gsmlp.commands.export",
     "info": "gsmlp.commands.info",
@@ -15,7 +16,6 @@ COMMANDS: dict[str, str] = {
 
 # name -> one-line summary, for commands not built yet
 PENDING: dict[str, str] = {
-    "calibrate": "SIBS static indicators and MGS micro-gates -> gated checkpoint",
     "bench": "benchmark the sparse kernels against the dense FFN",
     "demo": "the main job: calibrate, export, build, validate on the built-in model",
 }

@@ -1,0 +1,69 @@
+"""COCO AP and measured FFN cost of a (calibrated) detector on an evaluation set."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from gsmlp.calibration.images import count_images, image_batches, model_inputs
+from gsmlp.data.coco import CocoDataset
+from gsmlp.data.evaluate import coco_metrics
+from gsmlp.model.detector import LoadedDetector
+from gsmlp.model.processing import postprocess
+from gsmlp.model.wrap import gated_layers, reset_sparsity, sparsity_report
+
+
+def evaluate(
+    detector: LoadedDetector,
+    dataset: CocoDataset,
+    batch_size: int = 4,
+    limit: int | None = None,
+    label: str = "",
+) -> dict:
+    """{"metrics": COCO metrics in points, "sparsity": sparsity_report, "macs": mac_ratios}."""
+    model = detector.model
+    reset_sparsity(model)
+    detections = {}
+    total = math.ceil(count_images(dataset, limit) / batch_size)
+    with torch.no_grad():
+        for ids, batch in tqdm(
+            image_batches(dataset, detector.preprocess, batch_size, limit),
+            total=total,
+            desc=f"evaluating {label}".strip(),
+            unit="batch",
+        ):
+            outputs = model(**model_inputs(batch))
+            found = postprocess(outputs.logits, outputs.pred_boxes, batch, detector.family)
+            detections.update(zip(ids, found, strict=True))
+    return {
+        "images": len(detections),
+        "metrics": coco_metrics(dataset, detections),
+        "sparsity": sparsity_report(model),
+        "macs": mac_ratios(model),
+    }
+
+
+def mac_ratios(model: nn.Module) -> dict:
+    """Token-weighted MAC ratios over the last run, from each FFN's sparsity meter.
+
+    gate_cost_ratio = gate MACs / dense FFN MACs; ffn_mac_ratio = (gate + computed FFN) / dense FFN.
+    A computed hidden neuron costs 2 * d_model MACs (its fc1 row and fc2 column).
+    """
+    ratios = {}
+    for part in ("encoder", "decoder", "all"):
+        dense = gate = computed = 0
+        for name, layer in gated_layers(model):
+            if part != "all" and not name.startswith(part + "."):
+                continue
+            tokens = layer.meter.tokens
+            costs = layer.macs_per_token()
+            dense += tokens * costs["dense_ffn"]
+            gate += tokens * costs["gate"]
+            computed += 2 * layer.d_model * layer.meter.computed
+        key = "" if part == "all" else f"{part}_"
+        ratios[f"{key}gate_cost_ratio"] = gate / dense if dense else 0.0
+        ratios[f"{key}ffn_mac_ratio"] = (gate + computed) / dense if dense else 0.0
+    return ratios
