@@ -8,6 +8,7 @@ A pending one is only named here: it says it is not built and exits with status 
 COMMANDS: dict[str, str] = {
     "build": "gsmlp.commands.build",
     "calibrate": "gsmlp.commands.calibrate",
+    "demo": "gsmlp.commands.demo",
     "eval": "gsmlp.commands.eval",
     "export": "gsmlp.commands.export",
     "info": "gsmlp.commands.info",
@@ -17,5 +18,4 @@ COMMANDS: dict[str, str] = {
 # name -> one-line summary, for commands not built yet
 PENDING: dict[str, str] = {
     "bench": "benchmark the sparse kernels against the dense FFN",
-    "demo": "the main job: calibrate, export, build, validate on the built-in model",
 }
