@@ -77,6 +77,10 @@ def test_demo_at_tiny_scale(tmp_path: Path, capsys) -> None:
     if tensorrt_missing():
         assert report["backends"]["tensorrt"]["status"] == "skipped"
         assert report["steps"]["build_gated"]["status"] == "skipped"
+    for name in ("report.md", "report_ap.png", "report_sparsity.png"):
+        assert (out / name).stat().st_size > 0
+    markdown = (out / "report.md").read_text()
+    assert "# dense: validation" in markdown and "# gated: validation" in markdown and "| AP |" in markdown
     assert "onnxruntime  gated" in printed and "enc sparsity" in printed
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no temporary folder left behind
 

@@ -110,9 +110,22 @@ def assemble_report(modes: dict[str, dict], steps: dict, model: str) -> dict:
     }
 
 
+def demo_markdown(report: dict) -> str:
+    """The summary table first, then each mode's full validate report."""
+    from gsmlp.validation.report_files import report_markdown
+    from gsmlp.validation.summary import format_table
+
+    text = f"# gsmlp demo ({report['model']}): {'pass' if report['pass'] else 'FAIL'}\n\n"
+    text += "```\n" + format_table(report["table"]) + "\n```\n\n"
+    for mode, mode_report in report["modes"].items():
+        text += report_markdown(mode_report).replace("# Validation", f"# {mode}: validation", 1) + "\n"
+    return text
+
+
 def run_demo(args: argparse.Namespace) -> dict:
     from gsmlp.io import atomic_directory, write_json_atomic
     from gsmlp.model.loaders import load_detector
+    from gsmlp.validation.report_files import write_report_files
 
     _check(args)
     out = Path(args.out)
@@ -152,4 +165,5 @@ def run_demo(args: argparse.Namespace) -> dict:
         steps["total_seconds"] = time.perf_counter() - started
         report = _published(assemble_report(modes, steps, args.model), folder, out)
         write_json_atomic(folder / "report.json", report)
+        write_report_files(report, folder / "report.json", demo_markdown(report))
     return report

@@ -2,7 +2,8 @@
 
 The report format (extended, never forked, by later validation work):
     backends: {name: {status: ok|skipped|failed, reason, metrics, latency_ms: {median, p90, batches}}}
-    parity:   {name: {delta_AP, max_abs_diff, pass, max_rel_diff, outputs, detection_agreement, tolerance}}
+    parity:   {name: {delta_AP, max_abs_diff, pass, max_rel_diff, metrics_delta, outputs,
+                      detection_agreement, tolerance}}
     pass:     every non-reference backend that ran passed, and none failed
 """
 
@@ -92,12 +93,21 @@ def _parity_entry(
     delta_ap = None
     if ref_metrics and metrics and "AP" in ref_metrics and "AP" in metrics:
         delta_ap = metrics["AP"] - ref_metrics["AP"]
+    # Every COCO metric, not only AP: a backend can keep AP and still lose small objects (APs) or recall.
+    metrics_delta = None
+    if ref_metrics and metrics:
+        metrics_delta = {
+            key: metrics[key] - value
+            for key, value in ref_metrics.items()
+            if isinstance(value, int | float) and isinstance(metrics.get(key), int | float)
+        }
     passed = max_abs <= tolerance.max_abs_diff and (delta_ap is None or abs(delta_ap) <= tolerance.delta_ap)
     return {
         "delta_AP": delta_ap,
         "max_abs_diff": max_abs,
         "pass": bool(passed),
         "max_rel_diff": max_rel,
+        "metrics_delta": metrics_delta,
         **details,
         "tolerance": tolerance.as_dict(),
     }

@@ -22,7 +22,8 @@ the reason; one that crashes is `failed` with its error; the others still report
 
 The report (JSON, written atomically) holds `backends` (status ok|skipped|failed, reason, metrics,
 latency_ms, ffn_sparsity and ffn_macs where the backend measures them), `parity` (per non-reference
-backend) and the top-level `pass`.
+backend) and the top-level `pass`. Beside it go REPORT.md (a readable report: backends, parity per metric,
+detection agreement, output differences, per-layer sparsity), REPORT_ap.png and REPORT_sparsity.png.
 
 example:
   gsmlp validate --model runs/detr-small-mgs --onnx runs/gated.onnx --data shapes-val \\
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from gsmlp.args import load_model_from_args
     from gsmlp.data.coco import resolve_dataset
     from gsmlp.io import write_json_atomic
+    from gsmlp.validation.report_files import write_report_files
     from gsmlp.validation.session import build_report
 
     names = parse_backends(args.backends)
@@ -120,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         plugin_lib=args.plugin_lib,
     )
     write_json_atomic(args.report, report)
+    write_report_files(report, args.report)
     _print_summary(report)
     print(f"report: {args.report}")
     return 0 if report["pass"] else 1
