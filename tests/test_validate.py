@@ -205,3 +205,27 @@ def test_a_backend_that_cannot_be_created_is_failed(coco_subset: Path) -> None:
     assert report["backends"]["tensorrt"]["status"] == "failed"
     assert "engine is corrupt" in report["backends"]["tensorrt"]["reason"]
     assert report["backends"]["pytorch"]["status"] == "ok" and report["pass"] is False
+
+
+def test_tolerance_file_sets_backends_and_dtypes(tmp_path: Path) -> None:
+    from gsmlp.validation.tolerances import DEFAULT_TOLERANCES, Tolerance, load_tolerances
+
+    builtin = load_tolerances(Path(__file__).parent.parent / "docs" / "tolerances.toml")
+    assert {key[1]: value for key, value in builtin.items()} == DEFAULT_TOLERANCES  # the doc file is the code
+    path = tmp_path / "t.toml"
+    path.write_text("[tensorrt.fp16]\nmax_abs_diff = 0.2\n[default.fp16]\ndelta_ap = 1\n")
+    table = load_tolerances(path)
+    assert tolerance_for("fp16", "tensorrt", table) == Tolerance(delta_ap=1.0, max_abs_diff=0.2)
+    assert tolerance_for("fp16", "onnxruntime", table) == Tolerance(delta_ap=1.0, max_abs_diff=0.1)
+    assert tolerance_for("fp32", "onnxruntime", table) == DEFAULT_TOLERANCES["fp32"]
+    for text, message in [
+        ("[default.fp8]\ndelta_ap = 1\n", "unknown dtype 'fp8'"),
+        ("[default.fp32]\nmax_diff = 1\n", "unknown key"),
+        ("[default.fp32]\ndelta_ap = 'x'\n", "delta_ap must be a number"),
+        ("[default.fp32\n", "not valid TOML"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(GsmlpError, match=message):
+            load_tolerances(path)
+    with pytest.raises(GsmlpError, match="cannot read the tolerance file"):
+        load_tolerances(tmp_path / "missing.toml")

@@ -67,7 +67,7 @@ def _build_engines(folder: Path, plugin_lib: str | None, steps: dict) -> dict[st
     return engines
 
 
-def _validate(checkpoint: Path, folder: Path, mode: str, engine, args) -> dict:
+def _validate(checkpoint: Path, folder: Path, mode: str, engine, args, tolerances) -> dict:
     from gsmlp.data.coco import resolve_dataset
     from gsmlp.model.loaders import load_detector
     from gsmlp.validation.session import build_report
@@ -83,6 +83,7 @@ def _validate(checkpoint: Path, folder: Path, mode: str, engine, args) -> dict:
         batch_size=1,
         engine=engine,
         plugin_lib=args.plugin_lib,
+        tolerances=tolerances,
     )
 
 
@@ -126,8 +127,11 @@ def run_demo(args: argparse.Namespace) -> dict:
     from gsmlp.io import atomic_directory, write_json_atomic
     from gsmlp.model.loaders import load_detector
     from gsmlp.validation.report_files import write_report_files
+    from gsmlp.validation.tolerances import load_tolerances
 
     _check(args)
+    # Read before the long stages, so that a bad file fails in a second, not after calibration.
+    tolerances = load_tolerances(args.tolerances) if args.tolerances else None
     out = Path(args.out)
     steps: dict = {}
     started = time.perf_counter()
@@ -160,7 +164,7 @@ def run_demo(args: argparse.Namespace) -> dict:
         modes = {}
         for mode in ("dense", "gated"):
             start = time.perf_counter()
-            modes[mode] = _validate(checkpoint, folder, mode, engines[mode], args)
+            modes[mode] = _validate(checkpoint, folder, mode, engines[mode], args, tolerances)
             steps[f"validate_{mode}"] = {"status": "ok", "seconds": time.perf_counter() - start}
         steps["total_seconds"] = time.perf_counter() - started
         report = _published(assemble_report(modes, steps, args.model), folder, out)

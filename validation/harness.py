@@ -10,7 +10,7 @@ The report format (extended, never forked, by later validation work):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,12 +118,15 @@ def validate_backends(
     batches: Iterable[InputBatch],
     *,
     family: str,
-    tolerance: Tolerance,
+    tolerance: Tolerance | Mapping[str, Tolerance],
     reference: str = "pytorch",
     evaluate: Evaluator | None = None,
     progress: bool = True,
 ) -> dict:
-    """A backend given as a string instead of an object is `skipped`, the string being the reason."""
+    """A backend given as a string instead of an object is `skipped`, the string being the reason.
+
+    tolerance: one for every backend, or one per backend name (as a tolerance file sets them).
+    """
     batches = list(batches)
     runs: dict[str, BackendRun] = {}
     for name, backend in backends.items():
@@ -153,7 +156,14 @@ def validate_backends(
         report["reason"] = f"the reference backend {reference!r} did not run: {why}"
         return report
     report["parity"] = {
-        name: _parity_entry(ref_run, run, metrics[reference], metrics[name], family, tolerance)
+        name: _parity_entry(
+            ref_run,
+            run,
+            metrics[reference],
+            metrics[name],
+            family,
+            tolerance if isinstance(tolerance, Tolerance) else tolerance[name],
+        )
         for name, run in runs.items()
         if name != reference and run.status == "ok"
     }

@@ -11,7 +11,7 @@ from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend, read_o
 from gsmlp.validation.coco_run import coco_batches, coco_evaluator
 from gsmlp.validation.harness import validate_backends
 from gsmlp.validation.inputs import input_shape
-from gsmlp.validation.tolerances import tolerance_for
+from gsmlp.validation.tolerances import Tolerances, tolerance_for
 
 
 def _onnx_metadata(path: str) -> tuple[dict[str, str], tuple[int | None, ...]]:
@@ -96,6 +96,7 @@ def build_report(
     batch_size: int,
     engine: str | Path | None = None,
     plugin_lib: str | Path | None = None,
+    tolerances: Tolerances | None = None,
 ) -> dict:
     path = str(onnx_path)
     metadata, shape = _onnx_metadata(path)
@@ -109,7 +110,7 @@ def build_report(
         _backends(names, model, path, engine, plugin_lib),
         batches,
         family=loaded.family,
-        tolerance=tolerance_for(dtype),
+        tolerance={name: tolerance_for(dtype, name, tolerances) for name in names},
         evaluate=coco_evaluator(dataset, batches, loaded.family),
     )
     for name, entry in report["backends"].items():

@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Adam steps per gate (default: 200, kept short)",
     )
     parser.add_argument(
+        "--tolerances", metavar="FILE.toml", help="parity tolerances (format: docs/VALIDATION.md)"
+    )
+    parser.add_argument(
         "--plugin-lib", metavar="FILE.so", help="GatedSparseMLP plugin library for the TensorRT builds"
     )
 

@@ -15,7 +15,8 @@ and compare every backend with PyTorch (the reference, in the mode the ONNX file
   max_rel_diff    largest relative difference (against max(|reference|, 1e-3))
   detection_agreement  PyTorch's top-100 queries per image: same label and box IoU >= 0.99 in the backend
 Parity passes when |delta_AP| <= 0.1 and max_abs_diff <= 1e-4 (fp32 files) or the measured fp16 bounds
-(fp16 files; docs/EXPORT.md). The exit status is 1 when parity fails, so scripts can gate on it.
+(fp16 files; docs/EXPORT.md); --tolerances FILE.toml sets them per backend and dtype. The exit status
+is 1 when parity fails, so scripts can gate on it.
 
 A backend that cannot run on this machine (tensorrt without TensorRT, pycuda or a GPU) is `skipped` with
 the reason; one that crashes is `failed` with its error; the others still report.
@@ -64,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.so",
         help="the GatedSparseMLP plugin library (default: the one the engine was built with)",
     )
+    group.add_argument(
+        "--tolerances",
+        metavar="FILE.toml",
+        help="parity tolerances per backend and dtype (format: docs/VALIDATION.md; default: built-in)",
+    )
     group.add_argument("--limit", type=int, metavar="N", help="only the first N images")
     group.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per batch (default: 1)")
     group.add_argument("--report", required=True, metavar="FILE.json", help="where to write the report")
@@ -106,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from gsmlp.io import write_json_atomic
     from gsmlp.validation.report_files import write_report_files
     from gsmlp.validation.session import build_report
+    from gsmlp.validation.tolerances import load_tolerances
 
     names = parse_backends(args.backends)
     _check_counts(args)
@@ -120,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         engine=args.engine,
         plugin_lib=args.plugin_lib,
+        tolerances=load_tolerances(args.tolerances) if args.tolerances else None,
     )
     write_json_atomic(args.report, report)
     write_report_files(report, args.report)
