@@ -72,6 +72,8 @@ def report_markdown(report: dict) -> str:
     lines.append(
         f"- skipped images: {len(skipped)}" + (f" ({', '.join(map(str, skipped[:10]))})" if skipped else "")
     )
+    missing = report.get("missing_images") or []
+    lines.append(f"- missing images: {len(missing)}" + (f" ({', '.join(missing[:10])})" if missing else ""))
     if report.get("reason"):
         lines.append(f"- {report['reason']}")
     lines += ["", "## Backends", "", *_backends_table(report), "", "## Parity against PyTorch", ""]

@@ -125,5 +125,7 @@ def build_report(
         "dtype": dtype,
         "family": loaded.family,
         "skipped_images": skipped,
+        # Listed in the annotations, absent from the folder: skipped too, never scored as misses.
+        "missing_images": list(getattr(dataset, "missing", [])),
         **report,
     }
