@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
-from tqdm import tqdm
 
-from gsmlp.calibration.images import count_images, image_batches, model_inputs
 from gsmlp.data.coco import CocoDataset
-from gsmlp.data.evaluate import coco_metrics
+from gsmlp.data.evaluate import coco_metrics, detect
 from gsmlp.model.detector import LoadedDetector
-from gsmlp.model.processing import postprocess
 from gsmlp.model.wrap import gated_layers, reset_sparsity, sparsity_report
 
 
@@ -26,18 +20,7 @@ def evaluate(
     """{"metrics": COCO metrics in points, "sparsity": sparsity_report, "macs": mac_ratios}."""
     model = detector.model
     reset_sparsity(model)
-    detections = {}
-    total = math.ceil(count_images(dataset, limit) / batch_size)
-    with torch.no_grad():
-        for ids, batch in tqdm(
-            image_batches(dataset, detector.preprocess, batch_size, limit),
-            total=total,
-            desc=f"evaluating {label}".strip(),
-            unit="batch",
-        ):
-            outputs = model(**model_inputs(batch))
-            found = postprocess(outputs.logits, outputs.pred_boxes, batch, detector.family)
-            detections.update(zip(ids, found, strict=True))
+    detections, _ = detect(detector, dataset, batch_size, limit, desc=f"evaluating {label}".strip())
     return {
         "images": len(detections),
         "metrics": coco_metrics(dataset, detections),

@@ -17,20 +17,9 @@ def image_batches(
     dataset: CocoDataset, config: PreprocessConfig, batch_size: int, limit: int | None = None
 ) -> Iterator[tuple[list[int], Batch]]:
     """(image ids, preprocessed batch), in the dataset's id order, at most `limit` images."""
-    ids, images = [], []
-    for image_id, image in dataset.iterate(limit):
-        ids.append(image_id)
-        images.append(image)
-        if len(images) == batch_size:
-            yield ids, preprocess(images, config)
-            ids, images = [], []
-    if images:
-        yield ids, preprocess(images, config)
+    for items in dataset.batches(batch_size, limit):
+        yield [image_id for image_id, _ in items], preprocess([image for _, image in items], config)
 
 
 def model_inputs(batch: Batch) -> dict[str, torch.Tensor]:
     return {"pixel_values": batch.pixel_values, "pixel_mask": batch.pixel_mask}
-
-
-def count_images(dataset: CocoDataset, limit: int | None) -> int:
-    return len(dataset) if limit is None else min(limit, len(dataset))

@@ -10,7 +10,7 @@ from pathlib import Path
 from gsmlp.args import load_model_from_args
 from gsmlp.calibration.analysis import analyze, write_analysis
 from gsmlp.calibration.choices import DEFAULT_SWEEP
-from gsmlp.calibration.images import count_images, image_batches, model_inputs
+from gsmlp.calibration.images import image_batches, model_inputs
 from gsmlp.calibration.pipeline import (
     CalibrationOptions,
     calibrate_model,
@@ -83,7 +83,7 @@ def calibrate_from_args(args: argparse.Namespace) -> int:
         if options.uses_gates:
             start = time.perf_counter()
             batches = functools.partial(_calibration_batches, detector, calibration_set, args)
-            total = count_images(calibration_set, args.max_images)
+            total = calibration_set.count(args.max_images)
             refit_thresholds(detector.model, batches, total, results, options, args.reservoir)
             timings["threshold_refit_s"] = time.perf_counter() - start
         gated_eval = _timed(timings, "eval_gated_s", lambda: _evaluate(detector, eval_set, args, "gated"))
@@ -105,7 +105,7 @@ def _collect(detector: LoadedDetector, dataset, args, timings):
         model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, args.max_images)
     )
     start = time.perf_counter()
-    stats = collector.run(batches, total=count_images(dataset, args.max_images))
+    stats = collector.run(batches, total=dataset.count(args.max_images))
     timings["statistics_s"] = time.perf_counter() - start
     return collector, stats
 

@@ -133,6 +133,21 @@ class CocoDataset:
     def __iter__(self) -> Iterator[tuple[int, Image.Image]]:
         return self.iterate()
 
+    def count(self, limit: int | None = None) -> int:
+        """How many images `iterate(limit)` visits (unreadable ones included)."""
+        return len(self) if limit is None else min(limit, len(self))
+
+    def batches(self, batch_size: int, limit: int | None = None) -> Iterator[list[tuple[int, Image.Image]]]:
+        """`iterate(limit)` in lists of at most `batch_size` (image_id, image) pairs."""
+        chunk: list[tuple[int, Image.Image]] = []
+        for pair in self.iterate(limit):
+            chunk.append(pair)
+            if len(chunk) == batch_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
 
 def load_coco_dataset(annotation_file: Path, image_dir: Path, name: str | None = None) -> CocoDataset:
     document = read_annotations(annotation_file)

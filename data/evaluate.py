@@ -1,9 +1,11 @@
-"""COCO box metrics through pycocotools, quiet, with the empty-result crash kept from the user."""
+"""Running a detector over a dataset, and COCO box metrics through pycocotools (quiet, with the
+empty-result crash kept from the user)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,6 +14,7 @@ from pycocotools.cocoeval import COCOeval
 from gsmlp.data.coco import CocoDataset
 
 if TYPE_CHECKING:
+    from gsmlp.model.detector import LoadedDetector
     from gsmlp.model.processing import Detections
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # COCOeval.stats[0:6], in this order
@@ -74,3 +77,29 @@ def format_metrics(metrics: dict, title: str = "COCO box metrics") -> str:
     header = "  ".join(f"{name:>6}" for name in METRIC_NAMES)
     values = "  ".join(f"{metrics[name]:6.2f}" for name in METRIC_NAMES)
     return f"{title} (points, 0-100)\n{header}\n{values}"
+
+
+def detect(
+    detector: LoadedDetector,
+    dataset: CocoDataset,
+    batch_size: int,
+    limit: int | None,
+    desc: str = "evaluating",
+) -> tuple[dict[int, Detections], float]:
+    """Run the detector over the dataset: ({image_id: Detections}, seconds spent in the model itself)."""
+    import torch
+    from tqdm import tqdm
+
+    from gsmlp.model.processing import postprocess, preprocess
+
+    detections, model_seconds = {}, 0.0
+    with tqdm(total=dataset.count(limit), desc=desc, unit="img") as progress, torch.no_grad():
+        for items in dataset.batches(batch_size, limit):
+            batch = preprocess([image for _, image in items], detector.preprocess)
+            started = time.perf_counter()
+            outputs = detector.model(pixel_values=batch.pixel_values, pixel_mask=batch.pixel_mask)
+            model_seconds += time.perf_counter() - started
+            found = postprocess(outputs.logits, outputs.pred_boxes, batch, detector.family)
+            detections.update(zip((image_id for image_id, _ in items), found, strict=True))
+            progress.update(len(items))
+    return detections, model_seconds

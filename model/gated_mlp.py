@@ -58,6 +58,28 @@ def active_blocks(logits: torch.Tensor, threshold: float | torch.Tensor) -> torc
     return ~(logits <= threshold)
 
 
+def record_kernel_sparsity(
+    meter: SparsityMeter,
+    x: torch.Tensor,
+    active: torch.Tensor,
+    block_size: int,
+    hidden: int,
+    dense_hidden: int,
+) -> None:
+    """Sparsity from a kernel's active-block counts (the kernel never materialises h).
+
+    Computed neurons are active blocks x block_size, capped at `hidden` (exact unless the partial last
+    block is active). The kernel does not report which computed activations were zero, so the meter's
+    zero count holds only the skipped and pruned neurons: a lower bound on activation sparsity.
+    """
+    tokens = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    computed = int(torch.clamp(active.to(torch.int64) * block_size, max=hidden).sum())
+    meter.tokens += tokens
+    meter.dense_hidden = dense_hidden
+    meter.computed += computed
+    meter.zeros += dense_hidden * tokens - computed
+
+
 class GatedSparseMLP(nn.Module):
     """Drop-in replacement for a transformers DETR / Deformable DETR FFN (`layer.mlp`).
 
@@ -149,8 +171,16 @@ class GatedSparseMLP(nn.Module):
         return None
 
     def _masked(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "gated" and self.kernel is not None and not self.meter.enabled:
-            return self.kernel(self, x)
+        if self.mode == "gated" and self.kernel is not None:
+            # The kernel returns (y, active blocks per token), or None where it cannot serve this call.
+            result = self.kernel(self, x)
+            if result is not None:
+                y, active = result
+                if self.meter.enabled:
+                    record_kernel_sparsity(
+                        self.meter, x, active, self.block_size, self.hidden, self.dense_hidden
+                    )
+                return y
         pre = self.fc1(x)
         blocks = self.block_mask(x, pre)
         mask = self.keep_mask

@@ -80,18 +80,27 @@ def _norm_strides(backbone: nn.Module, norms: dict[str, nn.Module]) -> dict[str,
     return {name: PROBE_SIZE // height for name, height in heights.items()}
 
 
-def _mask_output(pixel_mask: _PixelMask, stride: int):
-    def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        return output * pixel_mask.at_stride(stride, output)
+# The hooks are objects rather than closures: copy.deepcopy copies objects (and keeps one shared
+# _PixelMask per copied model) but not closures, whose copies would keep feeding the original model.
+class _MaskOutput:
+    """Forward hook: zero a backbone norm's output where the pixel mask, at its stride, is zero."""
 
-    return hook
+    def __init__(self, pixel_mask: _PixelMask, stride: int) -> None:
+        self.pixel_mask = pixel_mask
+        self.stride = stride
+
+    def __call__(self, _module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        return output * self.pixel_mask.at_stride(self.stride, output)
 
 
-def _remember_mask(pixel_mask: _PixelMask):
-    def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
-        pixel_mask.mask = kwargs["pixel_mask"] if "pixel_mask" in kwargs else args[1]
+class _RememberMask:
+    """Forward pre-hook on the backbone: keep the pass's pixel mask for the norm hooks."""
 
-    return hook
+    def __init__(self, pixel_mask: _PixelMask) -> None:
+        self.pixel_mask = pixel_mask
+
+    def __call__(self, _module: nn.Module, args: tuple, kwargs: dict) -> None:
+        self.pixel_mask.mask = kwargs["pixel_mask"] if "pixel_mask" in kwargs else args[1]
 
 
 def _level_strides(conv_encoder: nn.Module, input_proj: nn.ModuleList) -> list[int]:
@@ -118,9 +127,9 @@ def make_padding_invariant(model: nn.Module) -> nn.Module:
     input_proj = getattr(core, "input_proj", None)
     level_strides = _level_strides(conv_encoder, input_proj) if isinstance(input_proj, nn.ModuleList) else []
     pixel_mask = _PixelMask()
-    conv_encoder.register_forward_pre_hook(_remember_mask(pixel_mask), with_kwargs=True)
+    conv_encoder.register_forward_pre_hook(_RememberMask(pixel_mask), with_kwargs=True)
     for name, stride in norm_strides.items():
-        norms[name].register_forward_hook(_mask_output(pixel_mask, stride))
+        norms[name].register_forward_hook(_MaskOutput(pixel_mask, stride))
     if level_strides:
         for level, stride in enumerate(level_strides):
             for index, module in enumerate(input_proj[level]):

@@ -14,9 +14,8 @@ from torch.nn import functional as F
 
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_json_atomic
+from gsmlp.model.resize import IMAGENET_MEAN, IMAGENET_STD, resized_size
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 FAMILIES = ("detr", "deformable-detr")
 
 
@@ -97,21 +96,6 @@ class Detections:
     boxes: np.ndarray  # [N, 4] xyxy in original-image pixels
     scores: np.ndarray  # [N]
     labels: np.ndarray  # [N] int: the dataset's own category ids
-
-
-def resized_size(height: int, width: int, shortest_edge: int, longest_edge: int) -> tuple[int, int]:
-    """DETR's rule: shortest side to `shortest_edge`, unless the longest side would exceed `longest_edge`.
-
-    As in facebookresearch/detr, the capped short side is rounded and the long side truncated, so the
-    long side can end a pixel or two above `longest_edge`; matching it keeps published checkpoints exact.
-    """
-    short, long = min(height, width), max(height, width)
-    target = shortest_edge
-    if long / short * target > longest_edge:
-        target = int(round(longest_edge * short / long))
-    if height <= width:
-        return target, int(target * width / height)
-    return int(target * height / width), target
 
 
 def _to_tensor(image: Image.Image, size: tuple[int, int], config: PreprocessConfig) -> torch.Tensor:

@@ -22,21 +22,10 @@ import numpy as np
 
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_bytes_atomic
+from gsmlp.model.resize import IMAGENET_MEAN, IMAGENET_STD, resized_size
 
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def resized_size(height: int, width: int, shortest_edge: int, longest_edge: int) -> tuple[int, int]:
-    """DETR's rule, as gsmlp.model.processing.resized_size: shorter side to `shortest_edge`, unless the
-    longer side would then exceed `longest_edge`."""
-    short, long = min(height, width), max(height, width)
-    target = shortest_edge
-    if long / short * target > longest_edge:
-        target = int(round(longest_edge * short / long))
-    if height <= width:
-        return target, int(round(target * width / height))
-    return int(round(target * height / width)), target
+MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
+STD = np.array(IMAGENET_STD, dtype=np.float32)
 
 
 def preprocess(image_path: Path, size: tuple[int, int], pad_multiple: int = 1) -> np.ndarray:

@@ -79,6 +79,13 @@ def test_without_padding_the_fix_changes_nothing(family: str) -> None:
     assert torch.equal(expected.pred_boxes, actual.pred_boxes)
 
 
+def test_a_deep_copy_is_batch_invariant_on_its_own(coco_subset: Path, family: str) -> None:
+    original = make_padding_invariant(make_tiny_model(family))
+    duplicate = copy.deepcopy(original)
+    del original  # the copy must not depend on the original's hook state
+    assert batch_vs_single(duplicate, varied_images(coco_subset), family, SMALL) <= TOLERANCE
+
+
 def test_fix_keeps_every_weight_name(family: str) -> None:
     stock = make_tiny_model(family)
     fixed = make_padding_invariant(copy.deepcopy(stock))

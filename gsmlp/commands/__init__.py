@@ -6,6 +6,7 @@ A pending one is only named here: it says it is not built and exits with status 
 
 # name -> module implementing it
 COMMANDS: dict[str, str] = {
+    "bench": "gsmlp.commands.bench",
     "build": "gsmlp.commands.build",
     "calibrate": "gsmlp.commands.calibrate",
     "demo": "gsmlp.commands.demo",
@@ -17,5 +18,4 @@ COMMANDS: dict[str, str] = {
 
 # name -> one-line summary, for commands not built yet
 PENDING: dict[str, str] = {
-    "bench": "benchmark the sparse kernels against the dense FFN",
 }

@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from gsmlp.args import add_model_argument, load_model_from_args
 from gsmlp.data.coco import CocoDataset, resolve_dataset
-from gsmlp.data.evaluate import coco_metrics, format_metrics
+from gsmlp.data.evaluate import coco_metrics, detect, format_metrics
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_json_atomic
 
@@ -85,36 +84,6 @@ def _warn_label_range(detector, dataset: CocoDataset) -> None:
             f"0..{num_labels - 1}; categories above that can never be detected",
             file=sys.stderr,
         )
-
-
-def _batches(dataset: CocoDataset, batch_size: int, limit: int | None):
-    batch = []
-    for item in dataset.iterate(limit):
-        batch.append(item)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def detect(detector, dataset: CocoDataset, batch_size: int, limit: int | None) -> tuple[dict, float]:
-    """{image_id: Detections} over the dataset, and the seconds spent in the model itself."""
-    from gsmlp.model.processing import postprocess, preprocess
-
-    total = len(dataset) if limit is None else min(limit, len(dataset))
-    detections, model_seconds = {}, 0.0
-    with tqdm(total=total, desc="evaluating", unit="img") as progress, torch.no_grad():
-        for batch_items in _batches(dataset, batch_size, limit):
-            ids = [image_id for image_id, _ in batch_items]
-            batch = preprocess([image for _, image in batch_items], detector.preprocess)
-            started = time.perf_counter()
-            outputs = detector.model(pixel_values=batch.pixel_values, pixel_mask=batch.pixel_mask)
-            model_seconds += time.perf_counter() - started
-            found = postprocess(outputs.logits, outputs.pred_boxes, batch, detector.family)
-            detections.update(zip(ids, found, strict=True))
-            progress.update(len(batch_items))
-    return detections, model_seconds
 
 
 def _sparsity_line(sparsity: dict) -> str:

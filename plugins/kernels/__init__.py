@@ -1,1 +1,52 @@
-"""The GatedSparseMLP CPU/CUDA kernel library, reached through its C ABI and registered as a torch op."""
+"""The GatedSparseMLP CPU/CUDA kernel library, reached through its C ABI and registered as a torch op.
+
+    from gsmlp import kernels
+    kernels.available()          # the compiled library was found and loads
+    kernels.install(model)       # gated GatedSparseMLP layers now run the kernel (falls back if not built)
+    y, active = torch.ops.gsmlp.gated_sparse_mlp(x, w1, b1, w2, b2, gd, gu, gb, block_size, threshold, 0)
+
+The library (libgsmlp_kernels.so, C ABI in include/gsmlp/gated_sparse_mlp.h) does not link libtorch; the
+TensorRT plugin links the same file.
+"""
+
+from __future__ import annotations
+
+from gsmlp.kernels._install import install, module_kernel, uninstall
+from gsmlp.kernels._library import load, why_not_loaded
+from gsmlp.kernels._op import OP_NAME, gated_sparse_mlp
+
+__all__ = [
+    "OP_NAME",
+    "available",
+    "cpu_isa",
+    "cuda_available",
+    "cuda_built",
+    "gated_sparse_mlp",
+    "install",
+    "module_kernel",
+    "uninstall",
+    "why_not_loaded",
+]
+
+
+def available() -> bool:
+    """True where the compiled kernel library was found and loaded."""
+    return load() is not None
+
+
+def cuda_built() -> bool:
+    """True where the library was compiled with its CUDA kernels (a GPU may still be absent)."""
+    lib = load()
+    return bool(lib and lib.gsmlp_cuda_built())
+
+
+def cuda_available() -> bool:
+    """True where the CUDA kernels are built and a CUDA device is visible to them."""
+    lib = load()
+    return bool(lib and lib.gsmlp_cuda_built() and lib.gsmlp_cuda_available())
+
+
+def cpu_isa() -> str:
+    """The CPU code path chosen at run time ("avx2-fma" or "portable"), or "" without the library."""
+    lib = load()
+    return lib.gsmlp_cpu_isa().decode() if lib else ""

@@ -59,7 +59,8 @@ typedef struct gsmlp_tensors {
 int gsmlp_abi_version(void);
 const char* gsmlp_status_string(int status);
 
-/* CPU: scratch is caller-provided so that callers control allocation. num_threads <= 0: all cores. */
+/* CPU: scratch is caller-provided so that callers control allocation. num_threads <= 0: all cores.
+ * The CPU workspace size does not depend on tokens; it includes a gate's share when problem->rank > 0. */
 size_t gsmlp_cpu_workspace_size(const gsmlp_problem* problem, int num_threads);
 int gsmlp_cpu_forward(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
                       size_t workspace_bytes, int num_threads);
@@ -70,6 +71,25 @@ int gsmlp_cuda_available(void);
 size_t gsmlp_cuda_workspace_size(const gsmlp_problem* problem);
 int gsmlp_cuda_forward(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
                        size_t workspace_bytes, void* stream);
+
+/* Additions after ABI version 1 (compatible: no existing declaration changed). */
+
+/* 1 where the CUDA kernels were compiled into this library (a GPU may still be absent at run time). */
+int gsmlp_cuda_built(void);
+/* The message of the last non-OK status returned on the calling thread ("" if none). */
+const char* gsmlp_last_error(void);
+/* The CPU code path chosen at run time: "avx2-fma" or "portable". */
+const char* gsmlp_cpu_isa(void);
+
+/* CPU weight pre-packing. gsmlp_cpu_forward packs (transposes into panels) the weights into the workspace
+ * on every call. A caller whose weights are constant may instead call gsmlp_cpu_pack_weights once and then
+ * gsmlp_cpu_forward_prepacked for every batch, with the same workspace, problem (tokens may differ),
+ * num_threads and weight values. The workspace records the problem it was packed for and a mismatch is
+ * refused with GSMLP_INVALID_ARGUMENT; the weight values themselves are not re-checked. */
+int gsmlp_cpu_pack_weights(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
+                           size_t workspace_bytes, int num_threads);
+int gsmlp_cpu_forward_prepacked(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
+                                size_t workspace_bytes, int num_threads);
 
 #ifdef __cplusplus
 }

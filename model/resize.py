@@ -1,0 +1,21 @@
+"""DETR's resize rule and normalisation constants, without torch: the deploy-time runtime shares them."""
+
+from __future__ import annotations
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resized_size(height: int, width: int, shortest_edge: int, longest_edge: int) -> tuple[int, int]:
+    """DETR's rule: shortest side to `shortest_edge`, unless the longest side would exceed `longest_edge`.
+
+    As in facebookresearch/detr, the capped short side is rounded and the long side truncated, so the
+    long side can end a pixel or two above `longest_edge`; matching it keeps published checkpoints exact.
+    """
+    short, long = min(height, width), max(height, width)
+    target = shortest_edge
+    if long / short * target > longest_edge:
+        target = int(round(longest_edge * short / long))
+    if height <= width:
+        return target, int(target * width / height)
+    return int(target * height / width), target

@@ -1,0 +1,85 @@
+"""Route the gated mode of GatedSparseMLP layers through the kernel op."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from gsmlp.errors import GsmlpError
+from gsmlp.kernels._library import load
+from gsmlp.model.gated_mlp import GatedSparseMLP
+
+NOT_BUILT_WARNING = "gsmlp kernels not built: using the PyTorch reference"
+SUPPORTED_DTYPES = (torch.float32, torch.float16)
+_warned = False
+
+
+def _warn_not_built_once() -> None:
+    global _warned
+    if not _warned:
+        warnings.warn(NOT_BUILT_WARNING, RuntimeWarning, stacklevel=3)
+        _warned = True
+
+
+def _kernel_can_run(layer: GatedSparseMLP, x: torch.Tensor) -> bool:
+    # The op has no autograd formula: anything that needs gradients stays on the reference.
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or any(p.requires_grad for p in layer.parameters())
+    )
+    device_ok = x.device.type == "cpu" or (x.device.type == "cuda" and load().gsmlp_cuda_built())
+    dtypes_ok = x.dtype in SUPPORTED_DTYPES and all(p.dtype == x.dtype for p in layer.parameters())
+    return device_ok and dtypes_ok and not needs_grad and layer.keep_mask is None
+
+
+def module_kernel(layer: GatedSparseMLP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The `kernel` hook of GatedSparseMLP: (y, active blocks per token), or None to use the reference."""
+    if not _kernel_can_run(layer, x):
+        return None
+    gate = layer.gate
+    return torch.ops.gsmlp.gated_sparse_mlp(
+        x,
+        layer.fc1.weight,
+        layer.fc1.bias,
+        layer.fc2.weight,
+        layer.fc2.bias,
+        gate.down.weight,
+        gate.up.weight,
+        gate.up.bias,
+        layer.block_size,
+        float(layer.threshold),
+        0,
+    )
+
+
+def _gated_layers(model: nn.Module) -> list[tuple[str, GatedSparseMLP]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, GatedSparseMLP)]
+
+
+def install(model: nn.Module) -> int:
+    """Set the kernel on every GatedSparseMLP with a gate; returns how many layers now use it.
+
+    A layer holding a SIBS keep-mask is refused: the kernel has no keep-mask input, and the mask is
+    folded into narrower weights only by the exporter. Without the compiled library this warns once
+    and leaves the model on the PyTorch reference (returns 0).
+    """
+    layers = [(name, m) for name, m in _gated_layers(model) if m.gate is not None]
+    masked = [name or "<root>" for name, m in layers if m.keep_mask is not None]
+    if masked:
+        raise GsmlpError(
+            f"{len(masked)} gated FFN(s) hold a SIBS keep-mask (first: {masked[0]}); the kernel has no "
+            "keep-mask input: export (which folds the mask into narrower weights) or use the reference"
+        )
+    if load() is None:
+        _warn_not_built_once()
+        return 0
+    for _, layer in layers:
+        layer.kernel = module_kernel
+    return len(layers)
+
+
+def uninstall(model: nn.Module) -> None:
+    """Back to the PyTorch reference on every GatedSparseMLP."""
+    for _, layer in _gated_layers(model):
+        layer.kernel = None

@@ -1,0 +1,263 @@
+// CPU GatedSparseMLP: pack the weights into the workspace, then let each thread run token chunks:
+// gate -> per group of blocks, gather the chunk's tokens that need it -> fc1+ReLU -> fc2 accumulate.
+// Why this shape (and not per-token gathers or shared-mask token tiles) is measured in docs/PERFORMANCE.md.
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "../common/status.h"
+#include "pack.h"
+#include "parallel.h"
+#include "plan.h"
+#include "row_gemm.h"
+
+namespace gsmlp::cpu {
+namespace {
+
+struct Chunk {
+  int64_t first, count;
+};
+
+class ChunkRunner {
+ public:
+  ChunkRunner(const Plan& p, const gsmlp_problem& prob, const gsmlp_tensors& t, void* ws, int thread)
+      : p_(p), prob_(prob), t_(t), ws_(ws), s_(thread_scratch(p, ws, thread)), gemm_(best_row_gemm()) {}
+
+  void run(Chunk chunk) {
+    chunk_ = chunk;
+    load_rows();
+    if (p_.gated) compute_gate();
+    init_accumulator();
+    for (int64_t g = 0; g < p_.num_groups; ++g) run_group(g);
+    store_output();
+  }
+
+ private:
+  const float* x_row(int64_t i) const { return x_rows_[i]; }
+
+  void load_rows() {
+    for (int64_t i = 0; i < chunk_.count; ++i) {
+      const int64_t token = chunk_.first + i;
+      if (p_.fp16) {
+        const auto* src = static_cast<const uint16_t*>(t_.x) + token * t_.x_row_stride;
+        half_to_float_row(src, s_.x + i * p_.ld_d, p_.d);
+        x_rows_[i] = s_.x + i * p_.ld_d;
+      } else {
+        x_rows_[i] = static_cast<const float*>(t_.x) + token * t_.x_row_stride;
+      }
+    }
+  }
+
+  void gemm(int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n, const float* bias, unsigned flags) {
+    gemm_({static_cast<int>(m), static_cast<int>(k), static_cast<int>(n), s_.a_rows, b, static_cast<int>(ldb),
+           bias, s_.c_rows, flags});
+  }
+
+  void compute_gate() {
+    const int64_t c = chunk_.count;
+    for (int64_t i = 0; i < c; ++i) {
+      s_.a_rows[i] = x_row(i);
+      s_.c_rows[i] = s_.z + i * p_.ld_rank;
+    }
+    gemm(c, p_.d, at(ws_, p_.gdp), p_.ld_rank, p_.rank, nullptr, 0);
+    for (int64_t i = 0; i < c; ++i) {
+      s_.a_rows[i] = s_.z + i * p_.ld_rank;
+      s_.c_rows[i] = s_.logits + i * p_.ld_nb;
+    }
+    gemm(c, p_.rank, at(ws_, p_.gup), p_.ld_nb, p_.nb, at(ws_, p_.gbf), 0);
+    for (int64_t i = 0; i < c; ++i) {
+      const float* logits = s_.logits + i * p_.ld_nb;
+      // The contract's rule: NaN logits keep their block active.
+      for (int64_t j = 0; j < p_.nb; ++j) s_.active[i * p_.nb + j] = !(logits[j] <= prob_.threshold);
+    }
+  }
+
+  void init_accumulator() {
+    const float* b2 = at(ws_, p_.b2f);
+    for (int64_t i = 0; i < chunk_.count; ++i) std::memcpy(s_.acc + i * p_.ld_d, b2, p_.ld_d * sizeof(float));
+  }
+
+  bool block_active(int64_t i, int64_t j) const { return !p_.gated || s_.active[i * p_.nb + j]; }
+
+  // Tokens of the chunk with any block of group g active, into s_.rows; returns how many.
+  int64_t gather_rows(int64_t first_block, int64_t end_block) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < chunk_.count; ++i) {
+      bool any = false;
+      for (int64_t j = first_block; j < end_block && !any; ++j) any = block_active(i, j);
+      if (any) s_.rows[n++] = static_cast<int32_t>(i);
+    }
+    return n;
+  }
+
+  // Select, not multiply: neurons of inactive blocks become exactly 0 even if they hold NaN/Inf.
+  void zero_inactive_blocks(int64_t rows, int64_t g, int64_t first_block, int64_t end_block) {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* h = s_.h + r * p_.ld_group;
+      for (int64_t j = first_block; j < end_block; ++j) {
+        if (block_active(s_.rows[r], j)) continue;
+        const int64_t lo = j * p_.block - g * p_.group;
+        const int64_t hi = std::min((j + 1) * p_.block, p_.h) - g * p_.group;
+        std::fill(h + lo, h + hi, 0.0f);
+      }
+    }
+  }
+
+  void run_group(int64_t g) {
+    const int64_t first_block = g * p_.group / p_.block;
+    const int64_t end_block = std::min(p_.nb, (g * p_.group + p_.group + p_.block - 1) / p_.block);
+    const int64_t rows = gather_rows(first_block, end_block);
+    if (rows == 0) return;
+    const int64_t cols = std::min(p_.group, p_.h - g * p_.group);
+    for (int64_t r = 0; r < rows; ++r) {
+      s_.a_rows[r] = x_row(s_.rows[r]);
+      s_.c_rows[r] = s_.h + r * p_.ld_group;
+    }
+    gemm(rows, p_.d, at(ws_, p_.w1p) + g * p_.d * p_.ld_group, p_.ld_group, cols, at(ws_, p_.b1f) + g * p_.ld_group,
+         kRelu);
+    if (p_.gated && end_block - first_block > 1) zero_inactive_blocks(rows, g, first_block, end_block);
+    for (int64_t r = 0; r < rows; ++r) {
+      s_.a_rows[r] = s_.h + r * p_.ld_group;
+      s_.c_rows[r] = s_.acc + s_.rows[r] * p_.ld_d;
+    }
+    // k = cols: padded h columns are never read, so they cannot inject NaN (Inf * 0) into y.
+    gemm(rows, cols, at(ws_, p_.w2p) + g * p_.ld_group * p_.ld_d, p_.ld_d, p_.d, nullptr, kAccumulate);
+  }
+
+  void store_output() {
+    for (int64_t i = 0; i < chunk_.count; ++i) {
+      const int64_t token = chunk_.first + i;
+      const float* acc = s_.acc + i * p_.ld_d;
+      if (p_.fp16) {
+        float_to_half_row(acc, static_cast<uint16_t*>(t_.y) + token * p_.d, p_.d);
+      } else {
+        std::memcpy(static_cast<float*>(t_.y) + token * p_.d, acc, p_.d * sizeof(float));
+      }
+      if (t_.active_blocks) {
+        int32_t count = 0;
+        for (int64_t j = 0; j < p_.nb; ++j) count += block_active(i, j);
+        t_.active_blocks[token] = count;
+      }
+    }
+  }
+
+  const Plan& p_;
+  const gsmlp_problem& prob_;
+  const gsmlp_tensors& t_;
+  void* ws_;
+  ThreadScratch s_;
+  RowGemmFn gemm_;
+  Chunk chunk_{};
+  const float* x_rows_[kMaxChunkTokens];
+};
+
+// GSMLP_CPU_CHUNK_TOKENS (1..256) caps the chunk size. It exists only for the algorithm comparison in
+// docs/PERFORMANCE.md: 1 token per chunk is the per-token gather, the default 256 the bucketed kernel.
+int64_t max_chunk_tokens() {
+  static const int64_t value = [] {
+    const char* text = std::getenv("GSMLP_CPU_CHUNK_TOKENS");
+    const long parsed = text ? std::strtol(text, nullptr, 10) : 0;
+    return parsed >= 1 && parsed <= kMaxChunkTokens ? static_cast<int64_t>(parsed) : kMaxChunkTokens;
+  }();
+  return value;
+}
+
+void run_chunks(const Plan& p, const gsmlp_problem& prob, const gsmlp_tensors& t, void* ws) {
+  // Equal chunks, a multiple of the thread count, each <= the chunk cap.
+  const int64_t cap = max_chunk_tokens();
+  int64_t chunks = std::max<int64_t>(p.threads, (prob.tokens + cap - 1) / cap);
+  chunks = (chunks + p.threads - 1) / p.threads * p.threads;
+  const int64_t size = (prob.tokens + chunks - 1) / chunks;
+  chunks = (prob.tokens + size - 1) / size;
+  parallel_for(chunks, p.threads, [&](int64_t c, int worker) {
+    ChunkRunner runner(p, prob, t, ws, worker);
+    const int64_t first = c * size;
+    runner.run({first, std::min(size, prob.tokens - first)});
+  });
+}
+
+void* align64(void* p) {
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  return reinterpret_cast<void*>((address + 63) & ~static_cast<uintptr_t>(63));
+}
+
+}  // namespace
+}  // namespace gsmlp::cpu
+
+extern "C" {
+
+const char* gsmlp_cpu_isa(void) {
+#if defined(GSMLP_HAVE_AVX2_TU)
+  if (gsmlp::cpu::cpu_has_avx2_fma()) return "avx2-fma";
+#endif
+  return "portable";
+}
+
+size_t gsmlp_cpu_workspace_size(const gsmlp_problem* problem, int num_threads) {
+  if (!problem || problem->d_model < 1 || problem->hidden < 1 || problem->block_size < 1) return 0;
+  const bool gated = problem->rank > 0;
+  return gsmlp::cpu::make_plan(*problem, gated, gsmlp::cpu::resolve_threads(num_threads)).total;
+}
+
+namespace {
+
+// Validates arguments and the workspace; on success `plan` and `ws` (aligned) describe the call.
+int prepare(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace, size_t bytes,
+            int num_threads, gsmlp::cpu::Plan& plan, void*& ws) {
+  using namespace gsmlp;
+  clear_error();
+  if (const int status = check_arguments(problem, tensors); status != GSMLP_OK) return status;
+  plan = cpu::make_plan(*problem, has_gate(tensors), cpu::resolve_threads(num_threads));
+  if (!workspace || bytes < plan.total)
+    return fail_fmt(GSMLP_WORKSPACE_TOO_SMALL, "workspace has %zu bytes; this problem needs %zu", bytes, plan.total);
+  ws = cpu::align64(workspace);
+  return GSMLP_OK;
+}
+
+gsmlp::cpu::PackHeader header_for(const gsmlp_problem& p, const gsmlp::cpu::Plan& plan) {
+  return {gsmlp::cpu::kPackMagic, p.d_model, p.hidden, p.block_size, plan.rank, static_cast<int32_t>(p.dtype),
+          plan.gated ? 1 : 0};
+}
+
+}  // namespace
+
+int gsmlp_cpu_pack_weights(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
+                           size_t workspace_bytes, int num_threads) {
+  gsmlp::cpu::Plan plan;
+  void* ws = nullptr;
+  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws); s != GSMLP_OK)
+    return s;
+  gsmlp::cpu::pack_weights(plan, *tensors, ws);
+  const gsmlp::cpu::PackHeader header = header_for(*problem, plan);
+  std::memcpy(static_cast<char*>(ws) + plan.header, &header, sizeof header);
+  return GSMLP_OK;
+}
+
+int gsmlp_cpu_forward_prepacked(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
+                                size_t workspace_bytes, int num_threads) {
+  gsmlp::cpu::Plan plan;
+  void* ws = nullptr;
+  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws); s != GSMLP_OK)
+    return s;
+  const gsmlp::cpu::PackHeader expected = header_for(*problem, plan);
+  if (std::memcmp(static_cast<char*>(ws) + plan.header, &expected, sizeof expected) != 0)
+    return gsmlp::fail(GSMLP_INVALID_ARGUMENT,
+                       "the workspace holds no weights packed for this problem: call gsmlp_cpu_pack_weights first");
+  if (problem->tokens > 0) gsmlp::cpu::run_chunks(plan, *problem, *tensors, ws);
+  return GSMLP_OK;
+}
+
+int gsmlp_cpu_forward(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
+                      size_t workspace_bytes, int num_threads) {
+  gsmlp::cpu::Plan plan;
+  void* ws = nullptr;
+  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws); s != GSMLP_OK)
+    return s;
+  if (problem->tokens == 0) return GSMLP_OK;
+  gsmlp::cpu::pack_weights(plan, *tensors, ws);
+  gsmlp::cpu::run_chunks(plan, *problem, *tensors, ws);
+  return GSMLP_OK;
+}
+
+}  // extern "C"

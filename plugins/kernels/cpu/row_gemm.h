@@ -1,0 +1,52 @@
+// The one compute primitive of the CPU kernel: a GEMM whose A rows are gathered through pointers.
+//
+//   c[i][n] (+)= bias[n] + sum_k a[i][k] * b[k * ldb + n]      for i < m, n < n_cols
+//
+// `b` is a packed K x ldb panel (ldb a multiple of 16, zero beyond n_cols), so the micro-kernel reads
+// it with aligned full-width loads. A rows and C rows are reached through pointer arrays: gathering the
+// active tokens costs no copy. Two implementations are chosen at run time: AVX2+FMA and portable C++.
+#pragma once
+
+#include <cstdint>
+
+namespace gsmlp::cpu {
+
+constexpr int kPanelWidth = 16;  // columns of one micro-tile: two 8-float AVX registers
+constexpr int kTileRows = 6;     // rows of one micro-tile: 6 x 2 accumulators + 2 loads + 1 broadcast
+
+enum RowGemmFlags : unsigned {
+  kAccumulate = 1u,  // c += a*b instead of c = a*b (+ bias)
+  kRelu = 2u,        // c = max(0, c); NaN stays NaN as in torch.relu
+};
+
+struct RowGemmArgs {
+  int m;                 // rows
+  int k;                 // reduction length
+  int n_cols;            // valid columns
+  const float* const* a; // m row pointers, each k floats
+  const float* b;        // packed panel, k x ldb
+  int ldb;
+  const float* bias;     // n_cols floats or nullptr (ignored with kAccumulate)
+  float* const* c;       // m row pointers, each n_cols floats
+  unsigned flags;
+};
+
+using RowGemmFn = void (*)(const RowGemmArgs&);
+
+void row_gemm_portable(const RowGemmArgs& args);
+void row_gemm_avx2(const RowGemmArgs& args);  // call only where cpu_has_avx2_fma()
+
+bool cpu_has_avx2_fma();  // AVX2, FMA and F16C, checked once at run time
+
+// fp16 <-> fp32 for whole rows (IEEE binary16, round to nearest even); F16C where available.
+void half_to_float_row(const uint16_t* src, float* dst, int64_t n);
+void float_to_half_row(const float* src, uint16_t* dst, int64_t n);
+void half_to_float_row_portable(const uint16_t* src, float* dst, int64_t n);
+void float_to_half_row_portable(const float* src, uint16_t* dst, int64_t n);
+void half_to_float_row_avx2(const uint16_t* src, float* dst, int64_t n);
+void float_to_half_row_avx2(const float* src, uint16_t* dst, int64_t n);
+
+// The best row GEMM for this CPU.
+RowGemmFn best_row_gemm();
+
+}  // namespace gsmlp::cpu

@@ -1,0 +1,125 @@
+// AVX2 + FMA micro-kernel (this file alone is compiled with -mavx2 -mfma -mf16c).
+#include <immintrin.h>
+
+#include "row_gemm.h"
+
+namespace gsmlp::cpu {
+namespace {
+
+// Lane i of the mask is all ones where i < count (count clamped to 0..8).
+inline __m256i lane_mask(int count) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lanes);
+}
+
+struct Edge {
+  __m256i lo, hi;
+  bool full;
+};
+
+inline Edge edge_for(int cols) { return {lane_mask(cols), lane_mask(cols - 8), cols >= kPanelWidth}; }
+
+inline __m256 load_part(const float* p, const Edge& e, bool high) {
+  if (e.full) return _mm256_loadu_ps(p);
+  return _mm256_maskload_ps(p, high ? e.hi : e.lo);
+}
+
+inline void store_part(float* p, __m256 v, const Edge& e, bool high) {
+  if (e.full) {
+    _mm256_storeu_ps(p, v);
+  } else {
+    _mm256_maskstore_ps(p, high ? e.hi : e.lo, v);
+  }
+}
+
+// Accumulators are named variables, not arrays: with arrays GCC spills them to the stack every k step.
+#define GSMLP_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+// One 6 x 16 tile: c rows are written through `c` (stride-free row pointers), columns col0..col0+15.
+inline void tile_6x16(const RowGemmArgs& g, const float* const* a, float* const* c, int col0, const Edge& e) {
+  const bool accumulate = g.flags & kAccumulate;
+#define GSMLP_INIT(i)                                      \
+  __m256 lo##i, hi##i;                                     \
+  if (accumulate) {                                        \
+    lo##i = load_part(c[i] + col0, e, false);              \
+    hi##i = load_part(c[i] + col0 + 8, e, true);           \
+  } else if (g.bias) {                                     \
+    lo##i = load_part(g.bias + col0, e, false);            \
+    hi##i = load_part(g.bias + col0 + 8, e, true);         \
+  } else {                                                 \
+    lo##i = hi##i = _mm256_setzero_ps();                   \
+  }                                                        \
+  const float* a##i = a[i];
+  GSMLP_ROWS(GSMLP_INIT)
+#undef GSMLP_INIT
+  const float* b = g.b + col0;
+  const int ldb = g.ldb;
+  for (int k = 0; k < g.k; ++k, b += ldb) {
+    const __m256 b_lo = _mm256_load_ps(b);
+    const __m256 b_hi = _mm256_load_ps(b + 8);
+#define GSMLP_FMA(i)                                       \
+  {                                                        \
+    const __m256 av = _mm256_broadcast_ss(a##i + k);       \
+    lo##i = _mm256_fmadd_ps(av, b_lo, lo##i);              \
+    hi##i = _mm256_fmadd_ps(av, b_hi, hi##i);              \
+  }
+    GSMLP_ROWS(GSMLP_FMA)
+#undef GSMLP_FMA
+  }
+  const __m256 zero = _mm256_setzero_ps();
+  const bool relu = g.flags & kRelu;
+#define GSMLP_STORE(i)                                     \
+  if (relu) { /* max(0, v) returns v when v is NaN: relu keeps NaN */ \
+    lo##i = _mm256_max_ps(zero, lo##i);                    \
+    hi##i = _mm256_max_ps(zero, hi##i);                    \
+  }                                                        \
+  store_part(c[i] + col0, lo##i, e, false);                \
+  store_part(c[i] + col0 + 8, hi##i, e, true);
+  GSMLP_ROWS(GSMLP_STORE)
+#undef GSMLP_STORE
+}
+
+// Fewer than 6 rows: missing rows repeat row 0 of A and write into a scratch tile that is dropped.
+void tail_tile(const RowGemmArgs& g, int row0, int rows, int col0, const Edge& e) {
+  alignas(32) float scratch[kTileRows][kPanelWidth] = {};
+  const float* a[kTileRows];
+  float* c[kTileRows];
+  for (int i = 0; i < kTileRows; ++i) {
+    const bool real = i < rows;
+    a[i] = g.a[row0 + (real ? i : 0)];
+    c[i] = real ? g.c[row0 + i] : scratch[i] - col0;
+  }
+  tile_6x16(g, a, c, col0, e);
+}
+
+void rows_of_panel(const RowGemmArgs& g, int col0) {
+  const Edge e = edge_for(g.n_cols - col0);
+  int row = 0;
+  for (; row + kTileRows <= g.m; row += kTileRows) tile_6x16(g, g.a + row, g.c + row, col0, e);
+  if (row < g.m) tail_tile(g, row, g.m - row, col0, e);
+}
+
+}  // namespace
+
+void row_gemm_avx2(const RowGemmArgs& g) {
+  // One 16-column panel of b (k x 16 floats) stays in L1 while all rows stream past it.
+  for (int col0 = 0; col0 < g.n_cols; col0 += kPanelWidth) rows_of_panel(g, col0);
+}
+
+void half_to_float_row_avx2(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  half_to_float_row_portable(src + i, dst + i, n - i);
+}
+
+void float_to_half_row_avx2(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), h);
+  }
+  float_to_half_row_portable(src + i, dst + i, n - i);
+}
+
+}  // namespace gsmlp::cpu
