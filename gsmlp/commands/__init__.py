@@ -17,5 +17,4 @@ COMMANDS: dict[str, str] = {
 }
 
 # name -> one-line summary, for commands not built yet
-PENDING: dict[str, str] = {
-}
+PENDING: dict[str, str] = {}
