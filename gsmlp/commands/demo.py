@@ -6,7 +6,7 @@ import argparse
 
 HELP = "the main job: calibrate, export, build, validate on the built-in model"
 DESCRIPTION = """\
-Everything gsmlp does, on one small model, in one command (about 10 minutes on a 2-core CPU):
+Everything gsmlp does, on one small model, in one command (under a minute on a quiet 2-core CPU):
 
   1. calibrate MGS gates on shapes-train (--calib-images images)      -> DIR/checkpoint/
   2. export the dense and the gated detector to ONNX                    -> DIR/dense.onnx, DIR/gated.onnx
