@@ -103,6 +103,8 @@ class CocoDataset:
     coco: COCO
     image_ids: list[int]
     unreadable: list[str] = field(default_factory=list)
+    # Listed in the annotations but absent from the folder: skipped, and counted in validate's report.
+    missing: list[str] = field(default_factory=list)
 
     @property
     def category_ids(self) -> list[int]:
@@ -167,7 +169,9 @@ def load_coco_dataset(annotation_file: Path, image_dir: Path, name: str | None =
             f"skipped: {_named(missing)}"
         )
     ids = [img["id"] for img in present]
-    return CocoDataset(name or str(annotation_file), annotation_file, image_dir, quiet_coco(document), ids)
+    return CocoDataset(
+        name or str(annotation_file), annotation_file, image_dir, quiet_coco(document), ids, missing=missing
+    )
 
 
 def resolve_dataset(data: str, images: str | None = None) -> CocoDataset:

@@ -157,3 +157,75 @@ def test_validate_command_on_real_coco_images(family: str, coco_subset: Path, tm
     # A dense file is checked against the dense model, and passes too.
     assert main(["export", "--model", str(checkpoint), "--out", str(dense_path), "--dense", *shape]) == 0
     assert main([*common, "--onnx", str(dense_path)]) == 0
+
+
+def test_validate_reports_tensorrt_and_writes_readable_files(coco_subset: Path, tmp_path: Path) -> None:
+    """tensorrt is skipped with its reason (no TensorRT or GPU here); others report; md and PNGs follow."""
+    from gsmlp.validation.demo import tensorrt_missing
+
+    if tensorrt_missing() is None:
+        pytest.skip("TensorRT and a GPU are present: the skip path cannot be seen here")
+    checkpoint = gated_checkpoint(tmp_path, "detr")
+    onnx_path, report_path = tmp_path / "gated.onnx", tmp_path / "out" / "report.json"
+    report_path.parent.mkdir()
+    assert main(["export", "--model", str(checkpoint), "--out", str(onnx_path), "--dynamic"]) == 0
+    data = ["--data", str(coco_subset / "annotations" / "instances_val2017.json")]
+    data += ["--images", str(coco_subset / "val2017"), "--limit", "2"]
+    argv = [
+        "validate",
+        "--model",
+        str(checkpoint),
+        *data,
+        "--report",
+        str(report_path),
+        "--onnx",
+        str(onnx_path),
+    ]
+    assert main([*argv, "--backends", "pytorch,onnxruntime,tensorrt", "--engine", "missing.engine"]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["backends"]["tensorrt"]["status"] == "skipped"
+    assert "tensorrt" in report["backends"]["tensorrt"]["reason"].lower()
+    assert report["backends"]["pytorch"]["ffn_sparsity"]["per_layer"]
+    assert report["backends"]["onnxruntime"]["ffn_sparsity"] is None  # not measured, never claimed dense
+    assert set(report["parity"]["onnxruntime"]["metrics_delta"]) >= {"AP", "AP50", "APs"}
+    names = sorted(p.name for p in report_path.parent.iterdir())
+    assert names == ["report.json", "report.md", "report_ap.png", "report_sparsity.png"]
+    markdown = (report_path.parent / "report.md").read_text()
+    assert "Detection agreement" in markdown and "| logits |" in markdown
+
+
+def test_a_backend_that_cannot_be_created_is_failed(coco_subset: Path) -> None:
+    from gsmlp.validation.session import _Failed
+
+    model = gated_tiny("detr")
+    backends = {"pytorch": PyTorchBackend(model), "tensorrt": _Failed("tensorrt", "engine is corrupt")}
+    report = validate_backends(
+        backends, real_batches(coco_subset, 2), family="detr", tolerance=tolerance_for("fp32"), progress=False
+    )
+    assert report["backends"]["tensorrt"]["status"] == "failed"
+    assert "engine is corrupt" in report["backends"]["tensorrt"]["reason"]
+    assert report["backends"]["pytorch"]["status"] == "ok" and report["pass"] is False
+
+
+def test_tolerance_file_sets_backends_and_dtypes(tmp_path: Path) -> None:
+    from gsmlp.validation.tolerances import DEFAULT_TOLERANCES, Tolerance, load_tolerances
+
+    builtin = load_tolerances(Path(__file__).parent.parent / "docs" / "tolerances.toml")
+    assert {key[1]: value for key, value in builtin.items()} == DEFAULT_TOLERANCES  # the doc file is the code
+    path = tmp_path / "t.toml"
+    path.write_text("[tensorrt.fp16]\nmax_abs_diff = 0.2\n[default.fp16]\ndelta_ap = 1\n")
+    table = load_tolerances(path)
+    assert tolerance_for("fp16", "tensorrt", table) == Tolerance(delta_ap=1.0, max_abs_diff=0.2)
+    assert tolerance_for("fp16", "onnxruntime", table) == Tolerance(delta_ap=1.0, max_abs_diff=0.1)
+    assert tolerance_for("fp32", "onnxruntime", table) == DEFAULT_TOLERANCES["fp32"]
+    for text, message in [
+        ("[default.fp8]\ndelta_ap = 1\n", "unknown dtype 'fp8'"),
+        ("[default.fp32]\nmax_diff = 1\n", "unknown key"),
+        ("[default.fp32]\ndelta_ap = 'x'\n", "delta_ap must be a number"),
+        ("[default.fp32\n", "not valid TOML"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(GsmlpError, match=message):
+            load_tolerances(path)
+    with pytest.raises(GsmlpError, match="cannot read the tolerance file"):
+        load_tolerances(tmp_path / "missing.toml")

@@ -2,14 +2,15 @@
 
 The report format (extended, never forked, by later validation work):
     backends: {name: {status: ok|skipped|failed, reason, metrics, latency_ms: {median, p90, batches}}}
-    parity:   {name: {delta_AP, max_abs_diff, pass, max_rel_diff, outputs, detection_agreement, tolerance}}
+    parity:   {name: {delta_AP, max_abs_diff, pass, max_rel_diff, metrics_delta, outputs,
+                      detection_agreement, tolerance}}
     pass:     every non-reference backend that ran passed, and none failed
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,12 +93,21 @@ def _parity_entry(
     delta_ap = None
     if ref_metrics and metrics and "AP" in ref_metrics and "AP" in metrics:
         delta_ap = metrics["AP"] - ref_metrics["AP"]
+    # Every COCO metric, not only AP: a backend can keep AP and still lose small objects (APs) or recall.
+    metrics_delta = None
+    if ref_metrics and metrics:
+        metrics_delta = {
+            key: metrics[key] - value
+            for key, value in ref_metrics.items()
+            if isinstance(value, int | float) and isinstance(metrics.get(key), int | float)
+        }
     passed = max_abs <= tolerance.max_abs_diff and (delta_ap is None or abs(delta_ap) <= tolerance.delta_ap)
     return {
         "delta_AP": delta_ap,
         "max_abs_diff": max_abs,
         "pass": bool(passed),
         "max_rel_diff": max_rel,
+        "metrics_delta": metrics_delta,
         **details,
         "tolerance": tolerance.as_dict(),
     }
@@ -108,12 +118,15 @@ def validate_backends(
     batches: Iterable[InputBatch],
     *,
     family: str,
-    tolerance: Tolerance,
+    tolerance: Tolerance | Mapping[str, Tolerance],
     reference: str = "pytorch",
     evaluate: Evaluator | None = None,
     progress: bool = True,
 ) -> dict:
-    """A backend given as a string instead of an object is `skipped`, the string being the reason."""
+    """A backend given as a string instead of an object is `skipped`, the string being the reason.
+
+    tolerance: one for every backend, or one per backend name (as a tolerance file sets them).
+    """
     batches = list(batches)
     runs: dict[str, BackendRun] = {}
     for name, backend in backends.items():
@@ -143,7 +156,14 @@ def validate_backends(
         report["reason"] = f"the reference backend {reference!r} did not run: {why}"
         return report
     report["parity"] = {
-        name: _parity_entry(ref_run, run, metrics[reference], metrics[name], family, tolerance)
+        name: _parity_entry(
+            ref_run,
+            run,
+            metrics[reference],
+            metrics[name],
+            family,
+            tolerance if isinstance(tolerance, Tolerance) else tolerance[name],
+        )
         for name, run in runs.items()
         if name != reference and run.status == "ok"
     }

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gsmlp.errors import GsmlpError
-from gsmlp.model.wrap import set_mode
+from gsmlp.model.wrap import reset_sparsity, set_mode
 from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend, read_onnx
 from gsmlp.validation.coco_run import coco_batches, coco_evaluator
 from gsmlp.validation.harness import validate_backends
 from gsmlp.validation.inputs import input_shape
-from gsmlp.validation.tolerances import tolerance_for
+from gsmlp.validation.tolerances import Tolerances, tolerance_for
 
 
 def _onnx_metadata(path: str) -> tuple[dict[str, str], tuple[int | None, ...]]:
@@ -28,7 +28,27 @@ def _reference_model(loaded, metadata: dict[str, str], path: str):
     return loaded.model
 
 
-def _backends(names: Sequence[str], model, path: str) -> dict:
+def tensorrt_backend(engine: str | Path | None, plugin_lib: str | Path | None):
+    """A TensorRTRunner, or the reason it cannot run here (a string: the backend is then `skipped`).
+
+    Missing TensorRT, pycuda or GPU is a property of this machine, so it skips; an engine that exists but
+    will not load is a crash of the backend, so the error propagates and the backend is `failed`.
+    """
+    from gsmlp.runtime.trt_common import import_pycuda, import_tensorrt
+
+    try:
+        import_tensorrt()
+        import_pycuda()
+    except GsmlpError as exc:
+        return str(exc)
+    if engine is None:
+        return "no --engine given (build one with `gsmlp build`)"
+    from gsmlp.runtime.trt_runner import TensorRTRunner
+
+    return TensorRTRunner(engine, plugin_lib)
+
+
+def _backends(names: Sequence[str], model, path: str, engine=None, plugin_lib=None) -> dict:
     backends: dict = {}
     for name in names:
         if name == "pytorch":
@@ -38,11 +58,45 @@ def _backends(names: Sequence[str], model, path: str) -> dict:
                 backends[name] = OnnxRuntimeBackend(path)
             except ImportError as exc:
                 backends[name] = f"onnxruntime is not installed: {exc}"
+        elif name == "tensorrt":
+            try:
+                backends[name] = tensorrt_backend(engine, plugin_lib)
+            except GsmlpError as exc:
+                backends[name] = _Failed(name, str(exc))
     return backends
 
 
+class _Failed:
+    """A backend that could not even be created: it reports `failed` with the error, the others still run."""
+
+    def __init__(self, name: str, error: str) -> None:
+        self.name, self.error = name, error
+
+    def run(self, pixel_values, pixel_mask):
+        raise GsmlpError(self.error)
+
+
+def _measured_sparsity(model) -> dict | None:
+    """PyTorch's FFN sparsity meters over the run; the exported graphs compute the same gates unmeasured."""
+    from gsmlp.calibration.evaluation import mac_ratios
+    from gsmlp.model.wrap import gated_layers, sparsity_report
+
+    if not any(True for _ in gated_layers(model)):
+        return None
+    return {"sparsity": sparsity_report(model), "macs": mac_ratios(model)}
+
+
 def build_report(
-    loaded, onnx_path: str | Path, dataset, names: Sequence[str], *, limit, batch_size: int
+    loaded,
+    onnx_path: str | Path,
+    dataset,
+    names: Sequence[str],
+    *,
+    limit,
+    batch_size: int,
+    engine: str | Path | None = None,
+    plugin_lib: str | Path | None = None,
+    tolerances: Tolerances | None = None,
 ) -> dict:
     path = str(onnx_path)
     metadata, shape = _onnx_metadata(path)
@@ -51,13 +105,19 @@ def build_report(
     if not batches:
         raise GsmlpError(f"{getattr(dataset, 'name', 'the dataset')} has no readable images to validate on")
     dtype = metadata.get("gsmlp.dtype", "fp32")
+    reset_sparsity(model)
     report = validate_backends(
-        _backends(names, model, path),
+        _backends(names, model, path, engine, plugin_lib),
         batches,
         family=loaded.family,
-        tolerance=tolerance_for(dtype),
+        tolerance={name: tolerance_for(dtype, name, tolerances) for name in names},
         evaluate=coco_evaluator(dataset, batches, loaded.family),
     )
+    for name, entry in report["backends"].items():
+        # Only PyTorch's gated modules count skipped neurons; None says "not measured", never "dense".
+        measured = _measured_sparsity(model) if name == "pytorch" and entry["status"] == "ok" else None
+        entry["ffn_sparsity"] = measured["sparsity"] if measured else None
+        entry["ffn_macs"] = measured["macs"] if measured else None
     skipped = list(getattr(dataset, "unreadable", []))
     return {
         "model": loaded.source,
@@ -65,5 +125,7 @@ def build_report(
         "dtype": dtype,
         "family": loaded.family,
         "skipped_images": skipped,
+        # Listed in the annotations, absent from the folder: skipped too, never scored as misses.
+        "missing_images": list(getattr(dataset, "missing", [])),
         **report,
     }

@@ -1,8 +1,16 @@
-"""Default parity tolerances per dtype. fp16 figures come from the measurements in docs/EXPORT.md."""
+"""Parity tolerances per backend and dtype: built-in defaults, overridable by a TOML file (--tolerances).
+
+The file's format (docs/VALIDATION.md): tables named [BACKEND.DTYPE], BACKEND being a backend name or
+`default` (every backend), each with delta_ap and/or max_abs_diff. A key not given keeps its built-in value.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import tomllib
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from gsmlp.errors import GsmlpError
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,45 @@ DEFAULT_TOLERANCES = {
     "fp16": Tolerance(delta_ap=0.5, max_abs_diff=1e-1),
 }
 
+# (backend or "default", dtype) -> Tolerance
+Tolerances = dict[tuple[str, str], Tolerance]
+KEYS = ("delta_ap", "max_abs_diff")
 
-def tolerance_for(dtype: str) -> Tolerance:
-    return DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["fp32"])
+
+def tolerance_for(dtype: str, backend: str = "default", table: Tolerances | None = None) -> Tolerance:
+    """The backend's own entry, else the file's default for the dtype, else the built-in one."""
+    table = table or {}
+    builtin = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["fp32"])
+    return table.get((backend, dtype)) or table.get(("default", dtype)) or builtin
+
+
+def load_tolerances(path: str | Path) -> Tolerances:
+    """Read a tolerance TOML file; every error names the file and the offending table or key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise GsmlpError(f"cannot read the tolerance file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise GsmlpError(f"{path} is not valid TOML: {exc}") from None
+    table: Tolerances = {}
+    # `default` first, so that a backend's own table builds on it wherever it sits in the file.
+    for backend, dtypes in sorted(data.items(), key=lambda item: item[0] != "default"):
+        if not isinstance(dtypes, dict):
+            raise GsmlpError(f"{path}: [{backend}] must hold tables such as [{backend}.fp32], got {dtypes!r}")
+        for dtype, values in dtypes.items():
+            where = f"{path}: [{backend}.{dtype}]"
+            if dtype not in DEFAULT_TOLERANCES:
+                raise GsmlpError(f"{where}: unknown dtype {dtype!r}; use {', '.join(DEFAULT_TOLERANCES)}")
+            if not isinstance(values, dict):
+                raise GsmlpError(f"{where} must be a table of {', '.join(KEYS)}")
+            unknown = sorted(set(values) - set(KEYS))
+            if unknown:
+                raise GsmlpError(f"{where}: unknown key(s) {unknown}; use {', '.join(KEYS)}")
+            for key, value in values.items():
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise GsmlpError(f"{where}: {key} must be a number >= 0, got {value!r}")
+            base = table.get(("default", dtype), DEFAULT_TOLERANCES[dtype]) if backend != "default" else None
+            base = base or DEFAULT_TOLERANCES[dtype]
+            table[(backend, dtype)] = replace(base, **{k: float(v) for k, v in values.items()})
+    return table

@@ -9,6 +9,7 @@ COMMANDS: dict[str, str] = {
     "bench": "gsmlp.commands.bench",
     "build": "gsmlp.commands.build",
     "calibrate": "gsmlp.commands.calibrate",
+    "demo": "gsmlp.commands.demo",
     "eval": "gsmlp.commands.eval",
     "export": "gsmlp.commands.export",
     "info": "gsmlp.commands.info",
@@ -16,6 +17,4 @@ COMMANDS: dict[str, str] = {
 }
 
 # name -> one-line summary, for commands not built yet
-PENDING: dict[str, str] = {
-    "demo": "the main job: calibrate, export, build, validate on the built-in model",
-}
+PENDING: dict[str, str] = {}

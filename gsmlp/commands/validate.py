@@ -15,17 +15,25 @@ and compare every backend with PyTorch (the reference, in the mode the ONNX file
   max_rel_diff    largest relative difference (against max(|reference|, 1e-3))
   detection_agreement  PyTorch's top-100 queries per image: same label and box IoU >= 0.99 in the backend
 Parity passes when |delta_AP| <= 0.1 and max_abs_diff <= 1e-4 (fp32 files) or the measured fp16 bounds
-(fp16 files; docs/EXPORT.md). The exit status is 1 when parity fails, so scripts can gate on it.
+(fp16 files; docs/EXPORT.md); --tolerances FILE.toml sets them per backend and dtype. The exit status
+is 1 when parity fails, so scripts can gate on it.
+
+A backend that cannot run on this machine (tensorrt without TensorRT, pycuda or a GPU) is `skipped` with
+the reason; one that crashes is `failed` with its error; the others still report.
 
 The report (JSON, written atomically) holds `backends` (status ok|skipped|failed, reason, metrics,
-latency_ms), `parity` (per non-reference backend) and the top-level `pass`.
+latency_ms, ffn_sparsity and ffn_macs where the backend measures them), `parity` (per non-reference
+backend) and the top-level `pass`. Beside it go REPORT.md (a readable report: backends, parity per metric,
+detection agreement, output differences, per-layer sparsity), REPORT_ap.png and REPORT_sparsity.png.
 
 example:
   gsmlp validate --model runs/detr-small-mgs --onnx runs/gated.onnx --data shapes-val \\
                  --backends pytorch,onnxruntime --report runs/report.json
+  gsmlp validate --model runs/detr-small-mgs --onnx runs/gated.onnx --engine runs/gated.engine \\
+                 --data shapes-val --backends pytorch,onnxruntime,tensorrt --report runs/report.json
 """
 
-KNOWN_BACKENDS = ("pytorch", "onnxruntime")
+KNOWN_BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +54,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="pytorch,onnxruntime",
         help=f"comma-separated, from {', '.join(KNOWN_BACKENDS)}; pytorch is the reference "
         "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--engine",
+        metavar="ENGINE",
+        help="the TensorRT engine `gsmlp build` wrote from --onnx (tensorrt backend)",
+    )
+    group.add_argument(
+        "--plugin-lib",
+        metavar="FILE.so",
+        help="the GatedSparseMLP plugin library (default: the one the engine was built with)",
+    )
+    group.add_argument(
+        "--tolerances",
+        metavar="FILE.toml",
+        help="parity tolerances per backend and dtype (format: docs/VALIDATION.md; default: built-in)",
     )
     group.add_argument("--limit", type=int, metavar="N", help="only the first N images")
     group.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per batch (default: 1)")
@@ -87,14 +110,27 @@ def run(args: argparse.Namespace) -> int:
     from gsmlp.args import load_model_from_args
     from gsmlp.data.coco import resolve_dataset
     from gsmlp.io import write_json_atomic
+    from gsmlp.validation.report_files import write_report_files
     from gsmlp.validation.session import build_report
+    from gsmlp.validation.tolerances import load_tolerances
 
     names = parse_backends(args.backends)
     _check_counts(args)
     loaded = load_model_from_args(args)
     dataset = resolve_dataset(args.data, args.images)
-    report = build_report(loaded, args.onnx, dataset, names, limit=args.limit, batch_size=args.batch_size)
+    report = build_report(
+        loaded,
+        args.onnx,
+        dataset,
+        names,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        engine=args.engine,
+        plugin_lib=args.plugin_lib,
+        tolerances=load_tolerances(args.tolerances) if args.tolerances else None,
+    )
     write_json_atomic(args.report, report)
+    write_report_files(report, args.report)
     _print_summary(report)
     print(f"report: {args.report}")
     return 0 if report["pass"] else 1

@@ -1,0 +1,98 @@
+"""`gsmlp demo`: the whole pipeline at tiny scale, the summary table, and an interrupted run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gsmlp.cli import main
+from gsmlp.validation import demo as demo_pipeline
+from gsmlp.validation.demo import assemble_report, tensorrt_missing
+from gsmlp.validation.session import tensorrt_backend
+from gsmlp.validation.summary import format_table
+
+TINY = ["--calib-images", "4", "--val-images", "3", "--gate-steps", "10"]
+
+
+def _report(parity_pass: bool, sparsity: float) -> dict:
+    ok = {"status": "ok", "reason": "", "metrics": {"AP": 1.5}, "latency_ms": {"median": 2.0, "p90": 3.0}}
+    return {
+        "reference": "pytorch",
+        "backends": {
+            "pytorch": {
+                **ok,
+                "ffn_sparsity": {"encoder": sparsity, "decoder": sparsity / 2},
+                "ffn_macs": {"ffn_mac_ratio": 1 - sparsity},
+            },
+            "onnxruntime": {**ok, "ffn_sparsity": None, "ffn_macs": None},
+            "tensorrt": {"status": "skipped", "reason": "no GPU", "metrics": None, "latency_ms": None},
+        },
+        "parity": {"onnxruntime": {"pass": parity_pass, "delta_AP": 0.0, "max_abs_diff": 1e-6}},
+        "pass": parity_pass,
+    }
+
+
+def test_table_rows_and_report_assembly() -> None:
+    modes = {"dense": _report(True, 0.0), "gated": _report(False, 0.9)}
+    report = assemble_report(modes, {"calibrate": {"status": "ok"}}, "detr-small")
+    assert report["pass"] is False  # one mode failing parity fails the demo
+    assert report["backends"] == modes["gated"]["backends"] and report["modes"] == modes
+    rows = {(row["backend"], row["mode"]): row for row in report["table"]}
+    assert len(rows) == 6
+    assert (
+        rows["pytorch", "gated"]["ffn_sparsity"] == 0.9 and rows["pytorch", "gated"]["parity"] == "reference"
+    )
+    assert (
+        rows["onnxruntime", "gated"]["parity"] == "FAIL" and rows["onnxruntime", "dense"]["parity"] == "pass"
+    )
+    assert rows["tensorrt", "gated"]["AP"] is None and rows["tensorrt", "gated"]["parity"] == "skipped"
+    text = format_table(report["table"])
+    assert "tensorrt skipped: no GPU" in text and "FAIL" in text
+    assert len(text.splitlines()) == 2 + 6 + 1
+
+
+def test_tensorrt_backend_is_skipped_with_its_reason_where_tensorrt_is_missing() -> None:
+    missing = tensorrt_missing()
+    if missing is None:
+        pytest.skip("TensorRT and a GPU are present here")
+    reason = tensorrt_backend("any.engine", None)
+    assert isinstance(reason, str) and "tensorrt" in reason.lower()
+
+
+def test_demo_at_tiny_scale(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    status = main(["demo", "--out", str(out), *TINY])
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert status == (0 if report["pass"] else 1)
+    assert {"backends", "parity", "pass", "modes", "table", "steps"} <= set(report)
+    assert set(report["modes"]) == {"dense", "gated"}
+    assert (out / "dense.onnx").is_file() and (out / "gated.onnx").is_file() and (out / "checkpoint").is_dir()
+    assert str(tmp_path / ".demo") not in json.dumps(report)  # paths name the published folder
+    gated = report["modes"]["gated"]["backends"]["pytorch"]
+    assert gated["status"] == "ok" and gated["ffn_sparsity"]["encoder"] > 0.5  # target 0.9
+    assert report["modes"]["gated"]["parity"]["onnxruntime"]["pass"] is True
+    if tensorrt_missing():
+        assert report["backends"]["tensorrt"]["status"] == "skipped"
+        assert report["steps"]["build_gated"]["status"] == "skipped"
+    for name in ("report.md", "report_ap.png", "report_sparsity.png"):
+        assert (out / name).stat().st_size > 0
+    markdown = (out / "report.md").read_text()
+    assert "# dense: validation" in markdown and "# gated: validation" in markdown and "| AP |" in markdown
+    assert "onnxruntime  gated" in printed and "enc sparsity" in printed
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no temporary folder left behind
+
+
+def test_interrupted_demo_writes_nothing(tmp_path: Path, monkeypatch) -> None:
+    def interrupt(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_pipeline, "_validate", interrupt)
+    assert main(["demo", "--out", str(tmp_path / "demo"), *TINY]) == 130
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_names_a_bad_count() -> None:
+    assert main(["demo", "--out", "unused", "--val-images", "0"]) == 1

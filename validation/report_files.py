@@ -1,0 +1,140 @@
+"""The readable companions of a validate report.json: report.md and PNG plots, written beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gsmlp.io import atomic_path, write_text_atomic
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-2 and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _backends_table(report: dict) -> list[str]:
+    lines = [
+        "| backend | status | AP | AP50 | latency median ms | latency p90 ms | encoder FFN sparsity "
+        "| reason |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in report["backends"].items():
+        metrics, latency = entry.get("metrics") or {}, entry.get("latency_ms") or {}
+        sparsity = (entry.get("ffn_sparsity") or {}).get("encoder")
+        cells = [name, entry["status"], _fmt(metrics.get("AP"), 2), _fmt(metrics.get("AP50"), 2)]
+        cells += [
+            _fmt(latency.get("median"), 1),
+            _fmt(latency.get("p90"), 1),
+            _fmt(sparsity),
+            entry["reason"],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _parity_section(name: str, entry: dict, reference: dict) -> list[str]:
+    verdict = "pass" if entry["pass"] else "**FAIL**"
+    tolerance = entry["tolerance"]
+    lines = [f"### {name}: {verdict}", ""]
+    lines.append(
+        f"Tolerance: |delta AP| <= {tolerance['delta_ap']}, max abs diff <= {tolerance['max_abs_diff']}."
+    )
+    lines += ["", "| metric | pytorch | " + name + " | delta |", "|---|---|---|---|"]
+    ours = entry.get("metrics_delta") or {}
+    for metric, delta in ours.items():
+        ref_value = (reference.get("metrics") or {}).get(metric)
+        lines.append(f"| {metric} | {_fmt(ref_value, 2)} | {_fmt(ref_value + delta, 2)} | {_fmt(delta)} |")
+    agreement = entry["detection_agreement"]
+    lines += [
+        "",
+        f"Detection agreement: {_fmt(agreement['agreement'])} of {agreement['detections']} top detections "
+        f"(label {_fmt(agreement['label_agreement'])}, min IoU {_fmt(agreement['min_iou'])}, "
+        f"required IoU {agreement['min_iou_required']}).",
+        "",
+        "| output | max abs diff | max rel diff |",
+        "|---|---|---|",
+    ]
+    for output, diff in entry["outputs"].items():
+        lines.append(f"| {output} | {_fmt(diff['max_abs_diff'])} | {_fmt(diff['max_rel_diff'])} |")
+    return lines + [""]
+
+
+def report_markdown(report: dict) -> str:
+    """A person's view of one validate report: backends, parity per metric, agreement, diffs, sparsity."""
+    lines = [f"# Validation: {'pass' if report['pass'] else 'FAIL'}", ""]
+    for key in ("model", "onnx", "dtype", "family", "images"):
+        if key in report:
+            lines.append(f"- {key}: {report[key]}")
+    skipped = report.get("skipped_images") or []
+    lines.append(
+        f"- skipped images: {len(skipped)}" + (f" ({', '.join(map(str, skipped[:10]))})" if skipped else "")
+    )
+    missing = report.get("missing_images") or []
+    lines.append(f"- missing images: {len(missing)}" + (f" ({', '.join(missing[:10])})" if missing else ""))
+    if report.get("reason"):
+        lines.append(f"- {report['reason']}")
+    lines += ["", "## Backends", "", *_backends_table(report), "", "## Parity against PyTorch", ""]
+    reference = report["backends"].get(report.get("reference", "pytorch"), {})
+    for name, entry in report["parity"].items():
+        lines += _parity_section(name, entry, reference)
+    if not report["parity"]:
+        lines += ["No backend besides the reference ran.", ""]
+    sparsity = reference.get("ffn_sparsity")
+    if sparsity:
+        lines += ["## FFN sparsity (measured by PyTorch)", "", "| layer | skipped fraction |", "|---|---|"]
+        for layer, values in sparsity["per_layer"].items():
+            lines.append(f"| {layer} | {_fmt(values.get('ffn_sparsity'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(path: Path, draw) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    draw(axes)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+
+
+def write_report_files(report: dict, report_path: str | Path, markdown: str | None = None) -> list[Path]:
+    """REPORT.md, REPORT_ap.png and (gated model) REPORT_sparsity.png beside report_path; returns them.
+
+    markdown replaces the default report_markdown(report) (the demo writes both modes into one file).
+    """
+    base = Path(report_path)
+    stem = base.with_suffix("")
+    written = [stem.with_suffix(".md")]
+    write_text_atomic(written[0], markdown if markdown is not None else report_markdown(report))
+    aps = {n: (e.get("metrics") or {}).get("AP") for n, e in report["backends"].items()}
+    aps = {n: ap for n, ap in aps.items() if ap is not None}
+
+    def draw_ap(axes) -> None:
+        axes.bar(list(aps), list(aps.values()))
+        axes.set_ylabel("AP (COCO points)")
+        axes.set_title("AP per backend")
+
+    written.append(base.with_name(f"{stem.name}_ap.png"))
+    _plot(written[-1], draw_ap)
+    reference = report["backends"].get(report.get("reference", "pytorch"), {})
+    per_layer = (reference.get("ffn_sparsity") or {}).get("per_layer")
+    if per_layer:
+
+        def draw_sparsity(axes) -> None:
+            names = list(per_layer)
+            axes.bar(range(len(names)), [per_layer[n].get("ffn_sparsity", 0.0) for n in names])
+            axes.set_xticks(range(len(names)), names, rotation=60, fontsize=7)
+            axes.set_ylim(0, 1)
+            axes.set_ylabel("fraction of FFN neurons skipped")
+            axes.set_title("per-layer FFN sparsity (PyTorch)")
+
+        written.append(base.with_name(f"{stem.name}_sparsity.png"))
+        _plot(written[-1], draw_sparsity)
+    return written

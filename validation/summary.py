@@ -1,0 +1,79 @@
+"""The demo's summary: one row per backend and mode, taken from validate reports, and its text table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def table_rows(reports: Mapping[str, dict]) -> list[dict]:
+    """reports: mode (dense, gated) -> a `gsmlp validate` report. One row per (backend, mode).
+
+    Sparsity and MAC ratio are PyTorch's measurements; the exported graphs compute the same gates, so the
+    other backends' rows show them too, marked `measured_by`, and are None where PyTorch did not run.
+    """
+    rows = []
+    for mode, report in reports.items():
+        reference = report["backends"].get(report.get("reference", "pytorch"), {})
+        sparsity = reference.get("ffn_sparsity") or {}
+        macs = reference.get("ffn_macs") or {}
+        for backend, entry in report["backends"].items():
+            parity = report["parity"].get(backend)
+            metrics = entry.get("metrics") or {}
+            latency = entry.get("latency_ms") or {}
+            if backend == report.get("reference", "pytorch"):
+                verdict = "reference" if entry["status"] == "ok" else entry["status"]
+            elif parity is not None:
+                verdict = "pass" if parity["pass"] else "FAIL"
+            else:
+                verdict = entry["status"]
+            ran = entry["status"] == "ok"
+            rows.append(
+                {
+                    "backend": backend,
+                    "mode": mode,
+                    "status": entry["status"],
+                    "reason": entry.get("reason", ""),
+                    "AP": _round(metrics.get("AP"), 2),
+                    "ffn_sparsity": _round(sparsity.get("encoder"), 3) if ran and sparsity else None,
+                    "decoder_ffn_sparsity": _round(sparsity.get("decoder"), 3) if ran and sparsity else None,
+                    "ffn_mac_ratio": _round(macs.get("ffn_mac_ratio"), 3) if ran and macs else None,
+                    "latency_median_ms": _round(latency.get("median"), 1),
+                    "latency_p90_ms": _round(latency.get("p90"), 1),
+                    "parity": verdict,
+                    "delta_AP": _round(parity["delta_AP"], 3)
+                    if parity and parity["delta_AP"] is not None
+                    else None,
+                }
+            )
+    return rows
+
+
+COLUMNS = (
+    ("backend", "backend", "{}"),
+    ("mode", "mode", "{}"),
+    ("AP", "AP", "{:.2f}"),
+    ("ffn_sparsity", "enc sparsity", "{:.3f}"),
+    ("decoder_ffn_sparsity", "dec sparsity", "{:.3f}"),
+    ("ffn_mac_ratio", "FFN MAC ratio", "{:.3f}"),
+    ("latency_median_ms", "lat med ms", "{:.1f}"),
+    ("latency_p90_ms", "lat p90 ms", "{:.1f}"),
+    ("parity", "parity", "{}"),
+)
+
+
+def format_table(rows: list[dict]) -> str:
+    """A fixed-width text table; '-' where a value was not measured; skipped/failed rows give their reason."""
+    cells = [[title for _, title, _ in COLUMNS]]
+    for row in rows:
+        cells.append(["-" if row[key] is None else fmt.format(row[key]) for key, _, fmt in COLUMNS])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    notes = sorted(
+        {f"{row['backend']} {row['status']}: {row['reason']}" for row in rows if row["status"] != "ok"}
+    )
+    return "\n".join(lines + notes)
