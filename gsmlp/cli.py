@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from gsmlp import __version__
-from gsmlp.commands import COMMANDS, PENDING
+from gsmlp.commands import COMMANDS
 from gsmlp.errors import GsmlpError
 
 DESCRIPTION = """\
@@ -46,19 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
-    for name, summary in PENDING.items():
-        sub = subparsers.add_parser(name, help=f"{summary} [not built yet]", add_help=True)
-        sub.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        sub.set_defaults(run=_not_built(name))
     return parser
-
-
-def _not_built(name: str):
-    def run(_: argparse.Namespace) -> int:
-        print(f"gsmlp {name}: not built yet in this version of gsmlp; nothing was done.", file=sys.stderr)
-        return 2
-
-    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

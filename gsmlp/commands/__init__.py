@@ -1,7 +1,6 @@
 """The subcommands of `gsmlp`.
 
-A built command is a module with HELP, DESCRIPTION, add_arguments(parser) and run(args) -> exit status.
-A pending one is only named here: it says it is not built and exits with status 2.
+Each is a module with HELP, DESCRIPTION, add_arguments(parser) and run(args) -> exit status.
 """
 
 # name -> module implementing it
@@ -15,6 +14,3 @@ COMMANDS: dict[str, str] = {
     "info": "gsmlp.commands.info",
     "validate": "gsmlp.commands.validate",
 }
-
-# name -> one-line summary, for commands not built yet
-PENDING: dict[str, str] = {}
