@@ -20,6 +20,8 @@ from gsmlp import kernels
 from gsmlp.errors import GsmlpError
 from gsmlp.kernels import _install
 from gsmlp.kernels import _library as L
+from gsmlp.kernels._install import run_layer
+from gsmlp.kernels.bench import random_gated_layer
 from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
 from gsmlp.model.wrap import gated_layers, set_mode, wrap_ffns
 from tests.conftest import REPO_ROOT, make_tiny_model
@@ -32,13 +34,7 @@ TOLERANCE = {torch.float32: dict(atol=1e-4, rtol=1e-4), torch.float16: dict(atol
 
 
 def make_layer(d_model: int, hidden: int, block_size: int, rank: int = 16, seed: int = 0) -> GatedSparseMLP:
-    torch.manual_seed(seed)
-    layer = GatedSparseMLP(
-        torch.nn.Linear(d_model, hidden), torch.nn.Linear(hidden, d_model), block_size=block_size
-    )
-    layer.attach_gate(MicroGate(d_model, layer.num_blocks, rank), threshold=0.0)
-    layer.set_mode("gated")
-    return layer.eval().requires_grad_(False)
+    return random_gated_layer(d_model, hidden, block_size, rank, seed)
 
 
 def threshold_for(logits: torch.Tensor, sparsity: float) -> float:
@@ -60,23 +56,6 @@ def threshold_for(logits: torch.Tensor, sparsity: float) -> float:
 def set_sparsity(layer: GatedSparseMLP, x: torch.Tensor, sparsity: float) -> None:
     with torch.no_grad():
         layer.threshold.fill_(threshold_for(layer.gate(x.float()), sparsity))
-
-
-def run_kernel(layer: GatedSparseMLP, x: torch.Tensor, threads: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    gate = layer.gate
-    return torch.ops.gsmlp.gated_sparse_mlp(
-        x,
-        layer.fc1.weight,
-        layer.fc1.bias,
-        layer.fc2.weight,
-        layer.fc2.bias,
-        gate.down.weight,
-        gate.up.weight,
-        gate.up.bias,
-        layer.block_size,
-        float(layer.threshold),
-        threads,
-    )
 
 
 def reference(layer: GatedSparseMLP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,7 +85,7 @@ def check_case(tokens, d_model, hidden, block_size, sparsity, dtype, device="cpu
     if tokens:
         set_sparsity(layer, x, sparsity)
     layer_t, x_t = layer.to(dtype), x.to(dtype)
-    y, active = run_kernel(layer_t, x_t)
+    y, active = run_layer(layer_t, x_t)
     expected, expected_active = reference(layer_t, x_t)
     layer.to(torch.float32)
     assert y.shape == x.shape and y.dtype == dtype
@@ -160,8 +139,8 @@ def test_thread_count_does_not_change_the_result(threads: int) -> None:
     layer = make_layer(64, 512, 32)
     x = torch.randn(601, 64)
     set_sparsity(layer, x, 0.5)
-    y1, _ = run_kernel(layer, x, threads=1)
-    y, _ = run_kernel(layer, x, threads=threads)
+    y1, _ = run_layer(layer, x, threads=1)
+    y, _ = run_layer(layer, x, threads=threads)
     assert torch.equal(y, y1)  # each token is computed by one thread in a fixed order
 
 
@@ -170,19 +149,15 @@ def test_non_contiguous_inputs() -> None:
     wide = torch.randn(50, 3, 100)
     x = wide[:, 1, 10:74]  # row stride 300, unit column stride: read in place
     set_sparsity(layer, x, 0.5)
-    torch.testing.assert_close(run_kernel(layer, x)[0], reference(layer, x)[0], **TOLERANCE[torch.float32])
+    torch.testing.assert_close(run_layer(layer, x)[0], reference(layer, x)[0], **TOLERANCE[torch.float32])
     xt = torch.randn(64, 40).t()  # column stride != 1: copied by the op
-    torch.testing.assert_close(run_kernel(layer, xt)[0], reference(layer, xt)[0], **TOLERANCE[torch.float32])
+    torch.testing.assert_close(run_layer(layer, xt)[0], reference(layer, xt)[0], **TOLERANCE[torch.float32])
     column = torch.randn(64, 3)[:, 1].reshape(1, 64)  # one token, column stride 3: copied by the op
-    torch.testing.assert_close(
-        run_kernel(layer, column)[0], reference(layer, column)[0], atol=1e-4, rtol=1e-4
-    )
+    torch.testing.assert_close(run_layer(layer, column)[0], reference(layer, column)[0], atol=1e-4, rtol=1e-4)
     row = torch.randn(1, 64).expand(5, 64)  # row stride 0: copied by the op
-    torch.testing.assert_close(
-        run_kernel(layer, row)[0], reference(layer, row)[0], **TOLERANCE[torch.float32]
-    )
+    torch.testing.assert_close(run_layer(layer, row)[0], reference(layer, row)[0], **TOLERANCE[torch.float32])
     x3 = torch.randn(4, 9, 64)
-    y3, active3 = run_kernel(layer, x3)
+    y3, active3 = run_layer(layer, x3)
     assert y3.shape == (4, 9, 64) and active3.shape == (4, 9)
 
 
@@ -191,7 +166,7 @@ def test_nan_token_is_nan_and_all_active_others_unaffected() -> None:
     x = torch.randn(9, 64)
     set_sparsity(layer, x, 0.9)
     x[4, 7] = float("nan")
-    y, active = run_kernel(layer, x)
+    y, active = run_layer(layer, x)
     assert torch.isnan(y[4]).all()
     assert active[4] == layer.num_blocks  # NaN logits keep every block active
     clean = [0, 1, 2, 3, 5, 6, 7, 8]
@@ -203,7 +178,7 @@ def test_inf_follows_the_arithmetic_like_the_reference() -> None:
     x = torch.randn(6, 64)
     set_sparsity(layer, x, 0.5)
     x[1, 3], x[3, 0], x[3, 1] = float("inf"), float("inf"), float("-inf")
-    y, _ = run_kernel(layer, x)
+    y, _ = run_layer(layer, x)
     torch.testing.assert_close(y, reference(layer, x)[0], equal_nan=True, atol=1e-4, rtol=1e-4)
 
 
@@ -214,7 +189,7 @@ def test_nan_in_an_inactive_block_contributes_nothing() -> None:
         layer.fc1.weight[2 * 32 + 5, :] = float("nan")
         layer.threshold.fill_(-1e6)  # every other block active
     x = torch.randn(20, 64)
-    y, active = run_kernel(layer, x)
+    y, active = run_layer(layer, x)
     assert torch.isfinite(y).all() and (active == layer.num_blocks - 1).all()
     torch.testing.assert_close(y, reference(layer, x)[0], **TOLERANCE[torch.float32])
 
@@ -222,7 +197,7 @@ def test_nan_in_an_inactive_block_contributes_nothing() -> None:
 def test_all_blocks_inactive_gives_b2() -> None:
     layer = make_layer(64, 256, 32)
     layer.threshold.fill_(float("inf"))
-    y, active = run_kernel(layer, torch.randn(5, 64))
+    y, active = run_layer(layer, torch.randn(5, 64))
     assert torch.equal(y, layer.fc2.bias.expand(5, -1)) and (active == 0).all()
 
 
@@ -240,10 +215,10 @@ def test_no_gate_is_the_dense_ffn() -> None:
 def test_weights_changed_in_place_are_repacked() -> None:
     layer = make_layer(64, 256, 32)
     x = torch.randn(10, 64)
-    run_kernel(layer, x)
+    run_layer(layer, x)
     with torch.no_grad():
         layer.fc1.weight.mul_(2.0)  # bumps the tensor version: the packed copy must not be reused
-    torch.testing.assert_close(run_kernel(layer, x)[0], reference(layer, x)[0], **TOLERANCE[torch.float32])
+    torch.testing.assert_close(run_layer(layer, x)[0], reference(layer, x)[0], **TOLERANCE[torch.float32])
 
 
 # --- the C ABI's statuses ---------------------------------------------------------------------------
@@ -300,14 +275,14 @@ def test_op_error_names_the_bad_value() -> None:
             layer.gate.down.weight, layer.gate.up.weight, layer.gate.up.bias, 0, 0.0, 0,
         )  # fmt: skip
     with pytest.raises(GsmlpError, match="torch.bfloat16"):
-        run_kernel(layer.to(torch.bfloat16), torch.randn(2, 64, dtype=torch.bfloat16))
+        run_layer(layer.to(torch.bfloat16), torch.randn(2, 64, dtype=torch.bfloat16))
 
 
 def test_fake_implementation_gives_shapes() -> None:
     layer = make_layer(64, 256, 32)
     with torch._subclasses.fake_tensor.FakeTensorMode():
         fake_layer = make_layer(64, 256, 32)
-        y, active = run_kernel(fake_layer, torch.randn(3, 5, 64))
+        y, active = run_layer(fake_layer, torch.randn(3, 5, 64))
     assert y.shape == (3, 5, 64) and active.shape == (3, 5) and active.dtype == torch.int32
     del layer
 

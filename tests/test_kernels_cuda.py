@@ -11,7 +11,8 @@ import torch
 
 from gsmlp import kernels
 from gsmlp.kernels import _library as L
-from tests.test_kernels_cpu import TOLERANCE, check_case, make_layer, run_kernel, set_sparsity
+from gsmlp.kernels._install import run_layer
+from tests.test_kernels_cpu import TOLERANCE, check_case, make_layer, set_sparsity
 
 needs_gpu = pytest.mark.skipif(
     not (kernels.available() and kernels.cuda_built() and torch.cuda.is_available()),
@@ -54,7 +55,7 @@ def test_cuda_nan_and_non_contiguous_input() -> None:
     x = wide[:, 7:71]
     set_sparsity(layer, x, 0.5)
     x[3, 0] = float("nan")
-    y, active = run_kernel(layer, x)
+    y, active = run_layer(layer, x)
     assert torch.isnan(y[3]).all() and active[3] == layer.num_blocks
     rest = [i for i in range(40) if i != 3]
     layer.kernel = None

@@ -33,10 +33,8 @@ def _kernel_can_run(layer: GatedSparseMLP, x: torch.Tensor) -> bool:
     return device_ok and dtypes_ok and not needs_grad and layer.keep_mask is None
 
 
-def module_kernel(layer: GatedSparseMLP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The `kernel` hook of GatedSparseMLP: (y, active blocks per token), or None to use the reference."""
-    if not _kernel_can_run(layer, x):
-        return None
+def run_layer(layer: GatedSparseMLP, x: torch.Tensor, threads: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernel op on one gated layer's weights: (y, active blocks per token). threads 0: all cores."""
     gate = layer.gate
     return torch.ops.gsmlp.gated_sparse_mlp(
         x,
@@ -49,8 +47,15 @@ def module_kernel(layer: GatedSparseMLP, x: torch.Tensor) -> tuple[torch.Tensor,
         gate.up.bias,
         layer.block_size,
         float(layer.threshold),
-        0,
+        threads,
     )
+
+
+def module_kernel(layer: GatedSparseMLP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The `kernel` hook of GatedSparseMLP: (y, active blocks per token), or None to use the reference."""
+    if not _kernel_can_run(layer, x):
+        return None
+    return run_layer(layer, x)
 
 
 def _gated_layers(model: nn.Module) -> list[tuple[str, GatedSparseMLP]]:
