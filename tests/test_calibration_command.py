@@ -29,14 +29,7 @@ def tiny_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "model": model_dir, "data": root / "data"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """On the shared 2-core machine a tiny forward pass took 1.9 s with 2 threads and 0.025 s with 1
-    (threads wait on each other while other jobs hold the cores); the results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _calibrate(setup: dict[str, Path], out: Path, *extra: str) -> int:

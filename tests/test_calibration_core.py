@@ -23,15 +23,7 @@ from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
 from gsmlp.model.wrap import gated_layers, reset_sparsity, sparsity_report, wrap_ffns
 from tests.conftest import make_tiny_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """On the shared 2-core machine a tiny forward pass took 1.9 s with 2 threads and 0.025 s with 1
-    (threads wait on each other while other jobs hold the cores); the results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batches(count: int, batch: int = 2, seed: int = 0) -> list[dict[str, torch.Tensor]]:
