@@ -117,6 +117,9 @@ class GatedSparseMLP(nn.Module):
         self.register_buffer("threshold", torch.tensor(0.0))
         self.meter = SparsityMeter()
         self.kernel = None  # set by gsmlp.kernels when a compiled kernel serves the gated mode
+        # Gate decisions imposed from outside (parity checks pin PyTorch to another backend's decisions,
+        # see gsmlp.validation.gate_decisions); None lets the gate decide.
+        self.pinned_blocks: torch.Tensor | None = None
 
     @property
     def d_model(self) -> int:
@@ -162,6 +165,13 @@ class GatedSparseMLP(nn.Module):
 
     def block_mask(self, x: torch.Tensor, pre_activation: torch.Tensor | None = None) -> torch.Tensor | None:
         """[..., num_blocks] bool for the current mode, or None where every block is computed."""
+        if self.mode == "gated" and self.pinned_blocks is not None:
+            if self.pinned_blocks.shape != (*x.shape[:-1], self.num_blocks):
+                raise ValueError(
+                    f"pinned gate decisions have shape {tuple(self.pinned_blocks.shape)}, but this call "
+                    f"needs {(*x.shape[:-1], self.num_blocks)}"
+                )
+            return self.pinned_blocks
         if self.mode == "gated":
             return active_blocks(self.gate(x), self.threshold)
         if self.mode == "oracle":
@@ -171,7 +181,7 @@ class GatedSparseMLP(nn.Module):
         return None
 
     def _masked(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "gated" and self.kernel is not None:
+        if self.mode == "gated" and self.kernel is not None and self.pinned_blocks is None:
             # The kernel returns (y, active blocks per token), or None where it cannot serve this call.
             result = self.kernel(self, x)
             if result is not None:

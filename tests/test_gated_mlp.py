@@ -117,3 +117,16 @@ def test_non_relu_model_is_refused(family: str) -> None:
     model.config.activation_function = "gelu"
     with pytest.raises(GsmlpError, match="'gelu'.*ReLU"):
         wrap_ffns(model)
+
+
+def test_pinned_decisions_replace_the_gate_and_must_fit_the_call() -> None:
+    layer = _layer()
+    x = torch.randn(2, 5, 16)
+    everything = torch.ones(2, 5, layer.num_blocks, dtype=torch.bool)
+    layer.pinned_blocks = everything
+    torch.testing.assert_close(layer(x), layer.fc2(torch.relu(layer.fc1(x))))
+    layer.pinned_blocks = everything[:, :3]
+    with pytest.raises(ValueError, match="pinned gate decisions have shape"):
+        layer(x)
+    layer.pinned_blocks = None
+    torch.testing.assert_close(layer(x), _reference(layer, x))

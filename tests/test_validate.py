@@ -215,8 +215,9 @@ def test_tolerance_file_sets_backends_and_dtypes(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text("[tensorrt.fp16]\nmax_abs_diff = 0.2\n[default.fp16]\ndelta_ap = 1\n")
     table = load_tolerances(path)
-    assert tolerance_for("fp16", "tensorrt", table) == Tolerance(delta_ap=1.0, max_abs_diff=0.2)
-    assert tolerance_for("fp16", "onnxruntime", table) == Tolerance(delta_ap=1.0, max_abs_diff=0.1)
+    flips = DEFAULT_TOLERANCES["fp16"].max_gate_flip_rate
+    assert tolerance_for("fp16", "tensorrt", table) == Tolerance(1.0, 0.2, flips)
+    assert tolerance_for("fp16", "onnxruntime", table) == Tolerance(1.0, 0.1, flips)
     assert tolerance_for("fp32", "onnxruntime", table) == DEFAULT_TOLERANCES["fp32"]
     for text, message in [
         ("[default.fp8]\ndelta_ap = 1\n", "unknown dtype 'fp8'"),

@@ -17,6 +17,7 @@ from torch import nn
 
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.graph import check_loadable
+from gsmlp.validation.gate_decisions import GATE_INPUT_PREFIX, with_gate_outputs
 
 OUTPUTS = ("logits", "pred_boxes")
 
@@ -66,11 +67,21 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, *, use_cuda: bool | None = None, threads: int = 0) -> None:
+    def __init__(
+        self, path: str | Path, *, use_cuda: bool | None = None, threads: int = 0, gate_inputs: bool = False
+    ) -> None:
+        """gate_inputs: also return each GatedSparseMLP node's X (as `gate_input:<module path>`), from which
+        a parity check reads this backend's gate decisions (gsmlp.validation.gate_decisions)."""
         import onnxruntime as ort
 
         self.path = Path(path)
-        self.metadata = {p.key: p.value for p in read_onnx(self.path).metadata_props}
+        proto = read_onnx(self.path)
+        self.metadata = {p.key: p.value for p in proto.metadata_props}
+        self.gate_outputs: dict[str, str] = {}
+        source: str | bytes = str(self.path)
+        if gate_inputs:
+            proto, self.gate_outputs = with_gate_outputs(proto)
+            source = proto.SerializeToString() if self.gate_outputs else source
         use_cuda = _cuda_driver_present() if use_cuda is None else use_cuda
         available = ort.get_available_providers()
         providers = ["CPUExecutionProvider"]
@@ -80,12 +91,16 @@ class OnnxRuntimeBackend:
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # fp16 graphs make ORT warn about every node it cannot pre-fold
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+            self.session = ort.InferenceSession(source, options, providers=providers)
         except Exception as exc:
             raise GsmlpError(f"ONNX Runtime cannot load {self.path}: {exc}") from None
         self.providers = self.session.get_providers()
 
     def run(self, pixel_values: np.ndarray, pixel_mask: np.ndarray) -> dict[str, np.ndarray]:
         feeds = {"pixel_values": pixel_values.astype(np.float32), "pixel_mask": pixel_mask.astype(np.int64)}
-        values = self.session.run(list(OUTPUTS), feeds)
-        return dict(zip(OUTPUTS, values, strict=True))
+        names = [*OUTPUTS, *self.gate_outputs]
+        values = self.session.run(names, feeds)
+        outputs = dict(zip(OUTPUTS, values, strict=False))
+        for tensor, value in zip(self.gate_outputs, values[len(OUTPUTS) :], strict=True):
+            outputs[GATE_INPUT_PREFIX + self.gate_outputs[tensor]] = value
+        return outputs

@@ -3,7 +3,7 @@
 The report format (extended, never forked, by later validation work):
     backends: {name: {status: ok|skipped|failed, reason, metrics, latency_ms: {median, p90, batches}}}
     parity:   {name: {delta_AP, max_abs_diff, pass, max_rel_diff, metrics_delta, outputs,
-                      detection_agreement, tolerance}}
+                      detection_agreement, gate_decisions, tolerance}}
     pass:     every non-reference backend that ran passed, and none failed
 """
 
@@ -17,12 +17,16 @@ import numpy as np
 from tqdm import tqdm
 
 from gsmlp.validation.backends import Backend
+from gsmlp.validation.gate_decisions import GATE_INPUT_PREFIX
 from gsmlp.validation.parity import detection_agreement, output_differences
 from gsmlp.validation.tolerances import Tolerance
 
 Outputs = dict[str, np.ndarray]
 # Turns one backend's outputs (one dict per batch) into COCO metrics in points, or None where none apply.
 Evaluator = Callable[[list[Outputs]], dict[str, float] | None]
+# (pixel_values, pixel_mask, another backend's gate inputs) -> (reference outputs under that backend's gate
+# decisions, {decisions, flipped}); see gsmlp.validation.gate_decisions.PinnedReference.
+Pinner = Callable[[np.ndarray, np.ndarray, dict[str, np.ndarray]], tuple[Outputs, dict[str, int]]]
 
 
 @dataclass
@@ -33,11 +37,47 @@ class InputBatch:
 
 
 @dataclass
+class PinnedParity:
+    """Accumulated over the batches: output differences against the pinned reference, and the flips."""
+
+    outputs: dict[str, dict[str, float]] = field(default_factory=dict)
+    decisions: int = 0
+    flipped: int = 0
+
+    def add(self, reference: Outputs, other: Outputs, counts: dict[str, int]) -> None:
+        _merge_differences(self.outputs, output_differences(reference, other))
+        self.decisions += counts["decisions"]
+        self.flipped += counts["flipped"]
+
+    def as_dict(self) -> dict:
+        return {
+            "pinned": True,
+            "decisions": self.decisions,
+            "flipped": self.flipped,
+            "flip_rate": self.flipped / self.decisions if self.decisions else 0.0,
+            "outputs_pinned": self.outputs,
+        }
+
+
+@dataclass
 class BackendRun:
     status: str = "ok"
     reason: str = ""
     outputs: list[Outputs] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    pinned: PinnedParity | None = None
+
+
+def _merge_differences(merged: dict[str, dict[str, float]], differences: dict[str, dict[str, float]]) -> None:
+    for name, diff in differences.items():
+        entry = merged.setdefault(name, {"max_abs_diff": 0.0, "max_rel_diff": 0.0})
+        for key in entry:
+            entry[key] = max(entry[key], diff[key])
+
+
+def _split_gate_inputs(outputs: Outputs) -> dict[str, np.ndarray]:
+    names = [name for name in outputs if name.startswith(GATE_INPUT_PREFIX)]
+    return {name[len(GATE_INPUT_PREFIX) :]: outputs.pop(name) for name in names}
 
 
 def _latency_ms(seconds: list[float]) -> dict[str, float | int] | None:
@@ -50,16 +90,31 @@ def _latency_ms(seconds: list[float]) -> dict[str, float | int] | None:
     return {"median": float(np.median(ms)), "p90": float(np.percentile(ms, 90)), "batches": len(ms)}
 
 
-def run_backend(backend: Backend, batches: Sequence[InputBatch], progress: bool = True) -> BackendRun:
-    """Every batch through one backend; a crash marks it failed with the error, never stops the run."""
+def run_backend(
+    backend: Backend, batches: Sequence[InputBatch], progress: bool = True, pin: Pinner | None = None
+) -> BackendRun:
+    """Every batch through one backend; a crash marks it failed with the error, never stops the run.
+
+    Where the backend returns gate inputs and `pin` is given, the reference re-runs each batch pinned
+    to the backend's gate decisions, at once, so that the (large) gate inputs are never kept.
+    """
     run = BackendRun()
     for batch in tqdm(batches, desc=backend.name, unit="batch", disable=not progress, leave=False):
         start = time.perf_counter()
         try:
-            run.outputs.append(backend.run(batch.pixel_values, batch.pixel_mask))
+            outputs = backend.run(batch.pixel_values, batch.pixel_mask)
         except Exception as exc:  # a backend crash is a result to report, not a reason to stop
             return BackendRun("failed", f"{type(exc).__name__}: {exc}")
         run.seconds.append(time.perf_counter() - start)
+        gate_inputs = _split_gate_inputs(outputs)
+        run.outputs.append(outputs)
+        if gate_inputs and pin is not None:
+            try:
+                reference, counts = pin(batch.pixel_values, batch.pixel_mask, gate_inputs)
+            except Exception as exc:
+                return BackendRun("failed", f"pinning the reference to its gate decisions: {exc}")
+            run.pinned = run.pinned or PinnedParity()
+            run.pinned.add(reference, outputs, counts)
     return run
 
 
@@ -67,10 +122,7 @@ def _merged_parity(reference: list[Outputs], other: list[Outputs], family: str) 
     per_output: dict[str, dict[str, float]] = {}
     agreements = []
     for ref, out in zip(reference, other, strict=True):
-        for name, diff in output_differences(ref, out).items():
-            merged = per_output.setdefault(name, {"max_abs_diff": 0.0, "max_rel_diff": 0.0})
-            for key in merged:
-                merged[key] = max(merged[key], diff[key])
+        _merge_differences(per_output, output_differences(ref, out))
         agreements.append(detection_agreement(ref, out, family))
     detections = sum(a["detections"] for a in agreements)
     agreement = {
@@ -88,8 +140,13 @@ def _parity_entry(
     reference: BackendRun, other: BackendRun, ref_metrics, metrics, family: str, tolerance: Tolerance
 ) -> dict:
     details = _merged_parity(reference.outputs, other.outputs, family)
-    max_abs = max((d["max_abs_diff"] for d in details["outputs"].values()), default=0.0)
-    max_rel = max((d["max_rel_diff"] for d in details["outputs"].values()), default=0.0)
+    unpinned_abs = max((d["max_abs_diff"] for d in details["outputs"].values()), default=0.0)
+    # With the gate decisions pinned, the differences measure the computation alone; the flips are
+    # judged separately (gsmlp.validation.gate_decisions).
+    compared = other.pinned.outputs if other.pinned else details["outputs"]
+    max_abs = max((d["max_abs_diff"] for d in compared.values()), default=0.0)
+    max_rel = max((d["max_rel_diff"] for d in compared.values()), default=0.0)
+    gates = other.pinned.as_dict() if other.pinned else None
     delta_ap = None
     if ref_metrics and metrics and "AP" in ref_metrics and "AP" in metrics:
         delta_ap = metrics["AP"] - ref_metrics["AP"]
@@ -101,14 +158,20 @@ def _parity_entry(
             for key, value in ref_metrics.items()
             if isinstance(value, int | float) and isinstance(metrics.get(key), int | float)
         }
-    passed = max_abs <= tolerance.max_abs_diff and (delta_ap is None or abs(delta_ap) <= tolerance.delta_ap)
+    passed = (
+        max_abs <= tolerance.max_abs_diff
+        and (delta_ap is None or abs(delta_ap) <= tolerance.delta_ap)
+        and (gates is None or gates["flip_rate"] <= tolerance.max_gate_flip_rate)
+    )
     return {
         "delta_AP": delta_ap,
         "max_abs_diff": max_abs,
         "pass": bool(passed),
         "max_rel_diff": max_rel,
+        "max_abs_diff_unpinned": unpinned_abs,
         "metrics_delta": metrics_delta,
         **details,
+        "gate_decisions": gates,
         "tolerance": tolerance.as_dict(),
     }
 
@@ -122,10 +185,12 @@ def validate_backends(
     reference: str = "pytorch",
     evaluate: Evaluator | None = None,
     progress: bool = True,
+    pin: Pinner | None = None,
 ) -> dict:
     """A backend given as a string instead of an object is `skipped`, the string being the reason.
 
     tolerance: one for every backend, or one per backend name (as a tolerance file sets them).
+    pin: re-runs the reference under another backend's gate decisions (gated models; see run_backend).
     """
     batches = list(batches)
     runs: dict[str, BackendRun] = {}
@@ -133,7 +198,7 @@ def validate_backends(
         runs[name] = (
             BackendRun("skipped", backend)
             if isinstance(backend, str)
-            else run_backend(backend, batches, progress)
+            else run_backend(backend, batches, progress, pin if name != reference else None)
         )
     metrics = {
         name: evaluate(run.outputs) if evaluate and run.status == "ok" else None for name, run in runs.items()

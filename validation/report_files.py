@@ -40,7 +40,8 @@ def _parity_section(name: str, entry: dict, reference: dict) -> list[str]:
     tolerance = entry["tolerance"]
     lines = [f"### {name}: {verdict}", ""]
     lines.append(
-        f"Tolerance: |delta AP| <= {tolerance['delta_ap']}, max abs diff <= {tolerance['max_abs_diff']}."
+        f"Tolerance: |delta AP| <= {tolerance['delta_ap']}, max abs diff <= {tolerance['max_abs_diff']}, "
+        f"gate flip rate <= {tolerance['max_gate_flip_rate']}."
     )
     lines += ["", "| metric | pytorch | " + name + " | delta |", "|---|---|---|---|"]
     ours = entry.get("metrics_delta") or {}
@@ -54,12 +55,31 @@ def _parity_section(name: str, entry: dict, reference: dict) -> list[str]:
         f"(label {_fmt(agreement['label_agreement'])}, min IoU {_fmt(agreement['min_iou'])}, "
         f"required IoU {agreement['min_iou_required']}).",
         "",
-        "| output | max abs diff | max rel diff |",
+        "| output | max abs diff | max rel diff |"
+        if not entry.get("gate_decisions")
+        else "| output | max abs diff (own decisions, flips included) | max rel diff |",
         "|---|---|---|",
     ]
     for output, diff in entry["outputs"].items():
         lines.append(f"| {output} | {_fmt(diff['max_abs_diff'])} | {_fmt(diff['max_rel_diff'])} |")
-    return lines + [""]
+    return lines + _gate_lines(entry.get("gate_decisions")) + [""]
+
+
+def _gate_lines(gates: dict | None) -> list[str]:
+    if not gates:
+        return []
+    lines = [
+        "",
+        f"Gate decisions: {gates['flipped']} of {gates['decisions']} taken differently from PyTorch "
+        f"(flip rate {_fmt(gates['flip_rate'])}). With PyTorch re-run under this backend's decisions "
+        "(what max abs diff is measured on):",
+        "",
+        "| output | max abs diff (pinned) | max rel diff (pinned) |",
+        "|---|---|---|",
+    ]
+    for output, diff in gates["outputs_pinned"].items():
+        lines.append(f"| {output} | {_fmt(diff['max_abs_diff'])} | {_fmt(diff['max_rel_diff'])} |")
+    return lines
 
 
 def report_markdown(report: dict) -> str:

@@ -9,6 +9,7 @@ from gsmlp.errors import GsmlpError
 from gsmlp.model.wrap import reset_sparsity, set_mode
 from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend, read_onnx
 from gsmlp.validation.coco_run import coco_batches, coco_evaluator
+from gsmlp.validation.gate_decisions import PinnedReference
 from gsmlp.validation.harness import validate_backends
 from gsmlp.validation.inputs import input_shape
 from gsmlp.validation.tolerances import Tolerances, tolerance_for
@@ -55,7 +56,7 @@ def _backends(names: Sequence[str], model, path: str, engine=None, plugin_lib=No
             backends[name] = PyTorchBackend(model)
         elif name == "onnxruntime":
             try:
-                backends[name] = OnnxRuntimeBackend(path)
+                backends[name] = OnnxRuntimeBackend(path, gate_inputs=_is_gated(model))
             except ImportError as exc:
                 backends[name] = f"onnxruntime is not installed: {exc}"
         elif name == "tensorrt":
@@ -74,6 +75,12 @@ class _Failed:
 
     def run(self, pixel_values, pixel_mask):
         raise GsmlpError(self.error)
+
+
+def _is_gated(model) -> bool:
+    from gsmlp.model.wrap import gated_layers
+
+    return any(layer.mode == "gated" for _, layer in gated_layers(model))
 
 
 def _measured_sparsity(model) -> dict | None:
@@ -112,6 +119,7 @@ def build_report(
         family=loaded.family,
         tolerance={name: tolerance_for(dtype, name, tolerances) for name in names},
         evaluate=coco_evaluator(dataset, batches, loaded.family),
+        pin=PinnedReference(model, read_onnx(path)) if _is_gated(model) else None,
     )
     for name, entry in report["backends"].items():
         # Only PyTorch's gated modules count skipped neurons; None says "not measured", never "dense".

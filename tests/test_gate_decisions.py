@@ -1,0 +1,77 @@
+"""Gated parity: ONNX Runtime's gate decisions read back, PyTorch pinned to them, flips counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from gsmlp.exporter.export import ExportOptions, export_onnx
+from gsmlp.model.wrap import gated_layers
+from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend
+from gsmlp.validation.gate_decisions import GATE_INPUT_PREFIX, PinnedReference, node_gates
+from gsmlp.validation.harness import validate_backends
+from gsmlp.validation.tolerances import tolerance_for
+from tests.test_export import gated_tiny
+from tests.test_validate import SIZE, real_batches
+
+
+def _validate(model: torch.nn.Module, path: Path, coco_subset: Path, family: str) -> dict:
+    backends = {
+        "pytorch": PyTorchBackend(model),
+        "onnxruntime": OnnxRuntimeBackend(path, gate_inputs=True),
+    }
+    return validate_backends(
+        backends,
+        real_batches(coco_subset, 2),
+        family=family,
+        tolerance=tolerance_for("fp32"),
+        progress=False,
+        pin=PinnedReference(model, onnx.load(str(path))),
+    )
+
+
+def test_onnxruntime_returns_every_gated_node_input(coco_subset: Path, tmp_path: Path) -> None:
+    model = gated_tiny("detr", keep_fraction=0.6)
+    path = tmp_path / "gated.onnx"
+    export_onnx(model, path, ExportOptions(height=SIZE[0], width=SIZE[1]))
+    batch = real_batches(coco_subset, 1)[0]
+    outputs = OnnxRuntimeBackend(path, gate_inputs=True).run(batch.pixel_values, batch.pixel_mask)
+    captured = sorted(name[len(GATE_INPUT_PREFIX) :] for name in outputs if name.startswith(GATE_INPUT_PREFIX))
+    assert captured == sorted(node_gates(onnx.load(str(path))))
+    assert len(captured) == len(list(gated_layers(model)))
+    plain = OnnxRuntimeBackend(path).run(batch.pixel_values, batch.pixel_mask)
+    assert set(plain) == {"logits", "pred_boxes"}
+    np.testing.assert_array_equal(plain["logits"], outputs["logits"])
+
+
+def test_same_decisions_give_no_flips_and_fp32_parity(family: str, coco_subset: Path, tmp_path: Path) -> None:
+    # A keep-mask exercises the mapping of folded (exported) blocks back to the module's blocks.
+    model = gated_tiny(family, keep_fraction=0.6)
+    path = tmp_path / "gated.onnx"
+    export_onnx(model, path, ExportOptions(height=SIZE[0], width=SIZE[1]))
+    parity = _validate(model, path, coco_subset, family)["parity"]["onnxruntime"]
+    gates = parity["gate_decisions"]
+    assert gates["pinned"] is True and gates["decisions"] > 1000
+    assert gates["flip_rate"] <= 1e-3
+    assert parity["max_abs_diff"] <= 1e-4 and parity["pass"] is True
+
+
+def test_other_decisions_are_counted_as_flips_and_pinning_isolates_the_computation(
+    coco_subset: Path, tmp_path: Path
+) -> None:
+    model = gated_tiny("detr")
+    for _, layer in gated_layers(model):
+        layer.threshold.fill_(0.3)  # the file's gates switch fewer blocks on than PyTorch's
+    path = tmp_path / "other.onnx"
+    export_onnx(model, path, ExportOptions(height=SIZE[0], width=SIZE[1]))
+    for _, layer in gated_layers(model):
+        layer.threshold.fill_(0.0)
+    report = _validate(model, path, coco_subset, "detr")
+    parity = report["parity"]["onnxruntime"]
+    assert parity["gate_decisions"]["flip_rate"] > 0.05
+    assert parity["max_abs_diff_unpinned"] > 1e-3  # the decisions differ, so do the outputs
+    assert parity["max_abs_diff"] <= 1e-4  # under the file's own decisions PyTorch computes the same
+    assert parity["pass"] is False and report["pass"] is False

@@ -1,0 +1,199 @@
+"""Gate decisions across backends: read another backend's decisions and pin PyTorch to them.
+
+A gated FFN is discontinuous in its input. A token whose gate logit lies within rounding noise of the
+threshold can switch a block on in one backend and off in the other, and that one flipped block changes
+the outputs by far more than fp32 rounding. Parity of a gated model therefore has two parts:
+
+- the computation: PyTorch re-runs each batch with the other backend's gate decisions pinned, and the
+  outputs must then agree to the dtype's bound (`max_abs_diff`);
+- the decisions: the fraction of gate decisions the two backends took differently (`flip_rate`) must
+  stay under its own bound, and the COCO deltas show what the flips cost.
+
+ONNX Runtime exposes its decisions through the input tensor `X` of each `GatedSparseMLP` node, added as
+an extra graph output; the decisions are the module's own gate applied to that `X`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+from torch.nn import functional as F
+
+from gsmlp.exporter.graph import gated_nodes
+from gsmlp.model.gated_mlp import GatedSparseMLP, active_blocks
+
+# Backend outputs under this prefix carry the X of one gated node, keyed by the module's path.
+GATE_INPUT_PREFIX = "gate_input:"
+# The exporter traces the detector as the attribute `detector` of a wrapper module.
+_TRACE_ROOT = "detector"
+
+
+def _module_path(node: onnx.NodeProto) -> str | None:
+    """'/detector/model/encoder/layers.0/mlp/GatedSparseMLP' -> 'model.encoder.layers.0.mlp'."""
+    parts = node.name.strip("/").split("/")
+    if len(parts) < 3 or parts[0] != _TRACE_ROOT or parts[-1] != node.op_type:
+        return None
+    return ".".join(parts[1:-1])
+
+
+def with_gate_outputs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str]]:
+    """A copy of the model that also outputs every gated node's X; and {tensor name: module path}."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    initializers = {i.name: i.data_type for i in copy.graph.initializer}
+    outputs = {}
+    for node in gated_nodes(copy):
+        path = _module_path(node)
+        if path is None or node.input[0] in outputs:
+            continue
+        # X has the weights' dtype (an fp16 graph keeps fp32 only at its inputs and outputs).
+        dtype = initializers[node.input[1]]
+        copy.graph.output.append(onnx.helper.make_tensor_value_info(node.input[0], dtype, None))
+        outputs[node.input[0]] = path
+    return copy, outputs
+
+
+def gated_modules(model: nn.Module, paths: list[str]) -> dict[str, GatedSparseMLP]:
+    """The modules named by the ONNX node paths; a path that names no gated module raises ValueError."""
+    found = {}
+    for path in paths:
+        try:
+            module = model.get_submodule(path)
+        except AttributeError:
+            module = None
+        if not isinstance(module, GatedSparseMLP) or module.mode != "gated":
+            raise ValueError(f"the ONNX node of {path} has no gated GatedSparseMLP in the PyTorch model")
+        found[path] = module
+    return found
+
+
+@contextmanager
+def pinned(
+    model: nn.Module, layers: dict[str, GatedSparseMLP], decisions: dict[str, torch.Tensor]
+) -> Iterator[None]:
+    """Every layer takes the given block decisions instead of its gate's, for the duration.
+
+    The sparsity meters pause meanwhile: a pinned re-run is a check, not part of the reference's run.
+    """
+    meters = [m.meter for m in model.modules() if isinstance(m, GatedSparseMLP)]
+    enabled = [meter.enabled for meter in meters]
+    try:
+        for meter in meters:
+            meter.enabled = False
+        for path, layer in layers.items():
+            layer.pinned_blocks = decisions[path]
+        yield
+    finally:
+        for layer in layers.values():
+            layer.pinned_blocks = None
+        for meter, was in zip(meters, enabled, strict=True):
+            meter.enabled = was
+
+
+@dataclass
+class NodeGate:
+    """One GatedSparseMLP node's gate, as the ONNX file holds it (after SIBS folding)."""
+
+    down: np.ndarray  # [R, D]
+    up: np.ndarray  # [NB', R]
+    bias: np.ndarray  # [NB']
+    threshold: float
+
+    def decisions(self, x: np.ndarray) -> np.ndarray:
+        """The op contract's rule on the node's own weights: NOT (logit <= threshold), in fp32."""
+        x32 = x.astype(np.float32)
+        logits = (x32 @ self.down.T.astype(np.float32)) @ self.up.T.astype(np.float32) + self.bias.astype(
+            np.float32
+        )
+        return ~(logits <= np.float32(self.threshold))
+
+
+def node_gates(proto: onnx.ModelProto) -> dict[str, NodeGate]:
+    """Module path -> the gate of its GatedSparseMLP node."""
+    initializers = {i.name: i for i in proto.graph.initializer}
+    gates = {}
+    for node in gated_nodes(proto):
+        path = _module_path(node)
+        if path is None:
+            continue
+        weights = [numpy_helper.to_array(initializers[name]) for name in node.input[5:8]]
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        gates[path] = NodeGate(*weights, threshold=float(attributes["threshold"]))
+    return gates
+
+
+def surviving_blocks(layer: GatedSparseMLP) -> torch.Tensor | None:
+    """The module's blocks that SIBS folding kept, in order (None: all of them); see exporter/fold.py."""
+    if layer.keep_mask is None:
+        return None
+    keep = F.pad(layer.keep_mask.bool(), (0, layer.num_blocks * layer.block_size - layer.hidden))
+    return torch.nonzero(keep.view(layer.num_blocks, layer.block_size).any(-1)).flatten()
+
+
+def module_decisions(node_decisions: np.ndarray, layer: GatedSparseMLP) -> torch.Tensor:
+    """Exported-block decisions -> the module's blocks (a block SIBS removed whole stays off)."""
+    exported = torch.from_numpy(node_decisions)
+    kept = surviving_blocks(layer)
+    if kept is None:
+        return exported
+    full = torch.zeros((*exported.shape[:-1], layer.num_blocks), dtype=torch.bool)
+    full[..., kept] = exported
+    return full
+
+
+class PinnedReference:
+    """Re-runs the reference model on one batch with another backend's gate decisions pinned.
+
+    The other backend's decisions are the ONNX node's own gate (weights and threshold as the file holds
+    them) applied to the X that backend fed the node.
+    """
+
+    def __init__(self, model: nn.Module, proto: onnx.ModelProto) -> None:
+        self.model = model
+        self.gates = node_gates(proto)
+        self.layers = gated_modules(model, sorted(self.gates))
+
+    @torch.no_grad()
+    def __call__(
+        self, pixel_values: np.ndarray, pixel_mask: np.ndarray, gate_inputs: dict[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """(outputs under the pinned decisions, {decisions, flipped}: those the reference took otherwise)."""
+        other = {
+            path: module_decisions(self.gates[path].decisions(gate_inputs[path]), layer)
+            for path, layer in self.layers.items()
+        }
+        own: dict[str, torch.Tensor] = {}
+
+        def record_own(path: str):
+            # The reference's own decision on its own X, with every earlier layer pinned: a difference is
+            # a flip of this layer alone, not the echo of an earlier one.
+            return lambda module, args: own.__setitem__(
+                path, active_blocks(module.gate(args[0]), module.threshold)
+            )
+
+        hooks = [layer.register_forward_pre_hook(record_own(path)) for path, layer in self.layers.items()]
+        try:
+            with pinned(self.model, self.layers, other):
+                result = self.model(
+                    pixel_values=torch.from_numpy(pixel_values), pixel_mask=torch.from_numpy(pixel_mask)
+                )
+        finally:
+            for hook in hooks:
+                hook.remove()
+        decisions = flipped = 0
+        for path, layer in self.layers.items():
+            kept = surviving_blocks(layer)
+            theirs, ours = (
+                (other[path], own[path]) if kept is None else (other[path][..., kept], own[path][..., kept])
+            )
+            decisions += theirs.numel()
+            flipped += int((theirs != ours).sum())
+        outputs = {"logits": result.logits.float().numpy(), "pred_boxes": result.pred_boxes.float().numpy()}
+        return outputs, {"decisions": decisions, "flipped": flipped}
