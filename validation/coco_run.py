@@ -5,11 +5,10 @@ Preprocessing happens once, here, so every backend receives the very same arrays
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from gsmlp.validation.harness import Evaluator, InputBatch, Outputs
@@ -21,17 +20,6 @@ class BatchContext:
     image_ids: list[int]
     batch: object  # gsmlp.model.processing.Batch: the sizes postprocess needs
     real: int  # leading rows that are real images (the rest pad a static batch)
-
-
-def _chunks(pairs: Iterator[tuple[int, Image.Image]], size: int) -> Iterator[list[tuple[int, Image.Image]]]:
-    chunk: list = []
-    for pair in pairs:
-        chunk.append(pair)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def coco_batches(
@@ -47,8 +35,9 @@ def coco_batches(
 
     batches = []
     total = len(dataset) if limit is None else min(limit, len(dataset))
-    pairs = tqdm(dataset.iterate(limit), total=total, desc="preprocess", unit="image", leave=False)
-    for chunk in _chunks(iter(pairs), batch_size):
+    progress = tqdm(total=total, desc="preprocess", unit="image", leave=False)
+    for chunk in dataset.batches(batch_size, limit):
+        progress.update(len(chunk))
         ids = [image_id for image_id, _ in chunk]
         batch = preprocess([image for _, image in chunk], preprocess_config)
         values, mask = batch.pixel_values.numpy(), batch.pixel_mask.numpy()
@@ -56,6 +45,7 @@ def coco_batches(
         if onnx_shape is not None:
             values, mask, real = fit_batch(values, mask, onnx_shape, source)
         batches.append(InputBatch(values, mask, BatchContext(ids, batch, real)))
+    progress.close()
     return batches
 
 
