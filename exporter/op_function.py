@@ -37,8 +37,12 @@ def _linear(x: str, weight: str, bias: str, out: str) -> list[onnx.NodeProto]:
     ]
 
 
-def _gate_nodes() -> list[onnx.NodeProto]:
-    """logits = GateUp (GateDown x) + GateBias; active = NOT(logits <= threshold): NaN stays active."""
+def gate_nodes() -> list[onnx.NodeProto]:
+    """logits = GateUp (GateDown x) + GateBias; active = NOT(logits <= threshold): NaN stays active.
+
+    Also the body of the probe through which `gsmlp validate` reads ONNX Runtime's own gate decisions
+    (gsmlp.validation.gate_decisions), so the two can never compute the gate differently.
+    """
     return [
         helper.make_node("Transpose", ["GateDown"], ["gate_down_t"], perm=[1, 0]),
         helper.make_node("MatMul", ["X", "gate_down_t"], ["gate_low"]),
@@ -83,7 +87,7 @@ def gated_sparse_mlp_function() -> onnx.FunctionProto:
         OP_TYPE,
         inputs=list(INPUTS),
         outputs=["Y"],
-        nodes=[*_gate_nodes(), *_neuron_mask_nodes(), *_ffn_nodes()],
+        nodes=[*gate_nodes(), *_neuron_mask_nodes(), *_ffn_nodes()],
         opset_imports=[helper.make_opsetid("", BODY_OPSET)],
         attributes=list(ATTRIBUTES),
         doc_string="Y = W2 (mask ? relu(W1 X + B1) : 0) + B2; block j on iff NOT(gate_logit_j <= threshold).",

@@ -11,7 +11,12 @@ import torch
 from gsmlp.exporter.export import ExportOptions, export_onnx
 from gsmlp.model.wrap import gated_layers
 from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend
-from gsmlp.validation.gate_decisions import GATE_INPUT_PREFIX, PinnedReference, node_gates
+from gsmlp.validation.gate_decisions import (
+    GATE_DECISIONS_PREFIX,
+    PinnedReference,
+    gate_probes,
+    surviving_blocks,
+)
 from gsmlp.validation.harness import validate_backends
 from gsmlp.validation.tolerances import tolerance_for
 from tests.test_export import gated_tiny
@@ -21,7 +26,7 @@ from tests.test_validate import SIZE, real_batches
 def _validate(model: torch.nn.Module, path: Path, coco_subset: Path, family: str) -> dict:
     backends = {
         "pytorch": PyTorchBackend(model),
-        "onnxruntime": OnnxRuntimeBackend(path, gate_inputs=True),
+        "onnxruntime": OnnxRuntimeBackend(path, gate_decisions=True),
     }
     return validate_backends(
         backends,
@@ -29,19 +34,33 @@ def _validate(model: torch.nn.Module, path: Path, coco_subset: Path, family: str
         family=family,
         tolerance=tolerance_for("fp32"),
         progress=False,
-        pin=PinnedReference(model, onnx.load(str(path))),
+        pin=PinnedReference(model),
     )
 
 
-def test_onnxruntime_returns_every_gated_node_input(coco_subset: Path, tmp_path: Path) -> None:
+def test_onnxruntime_reports_every_gated_node_decisions(coco_subset: Path, tmp_path: Path) -> None:
     model = gated_tiny("detr", keep_fraction=0.6)
     path = tmp_path / "gated.onnx"
     export_onnx(model, path, ExportOptions(height=SIZE[0], width=SIZE[1]))
     batch = real_batches(coco_subset, 1)[0]
-    outputs = OnnxRuntimeBackend(path, gate_inputs=True).run(batch.pixel_values, batch.pixel_mask)
-    captured = sorted(name[len(GATE_INPUT_PREFIX) :] for name in outputs if name.startswith(GATE_INPUT_PREFIX))
-    assert captured == sorted(node_gates(onnx.load(str(path))))
-    assert len(captured) == len(list(gated_layers(model)))
+    outputs = OnnxRuntimeBackend(path, gate_decisions=True).run(batch.pixel_values, batch.pixel_mask)
+    decided = {
+        name[len(GATE_DECISIONS_PREFIX) :]: v
+        for name, v in outputs.items()
+        if name.startswith(GATE_DECISIONS_PREFIX)
+    }
+    assert (
+        sorted(decided)
+        == sorted(gate_probes(onnx.load(str(path))))
+        == sorted(
+            f"model.{name.split('.')[0]}.layers.{name.split('.')[1]}.mlp" for name, _ in gated_layers(model)
+        )
+    )
+    for module_path, blocks in decided.items():
+        layer = model.get_submodule(module_path)
+        kept = surviving_blocks(layer)
+        assert blocks.dtype == np.bool_ and blocks.shape[0] == 1
+        assert blocks.shape[-1] == (layer.num_blocks if kept is None else len(kept))
     plain = OnnxRuntimeBackend(path).run(batch.pixel_values, batch.pixel_mask)
     assert set(plain) == {"logits", "pred_boxes"}
     np.testing.assert_array_equal(plain["logits"], outputs["logits"])

@@ -17,7 +17,7 @@ from torch import nn
 
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.graph import check_loadable
-from gsmlp.validation.gate_decisions import GATE_INPUT_PREFIX, with_gate_outputs
+from gsmlp.validation.gate_decisions import GATE_DECISIONS_PREFIX, gate_probes, with_gate_outputs
 
 OUTPUTS = ("logits", "pred_boxes")
 
@@ -68,39 +68,53 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(
-        self, path: str | Path, *, use_cuda: bool | None = None, threads: int = 0, gate_inputs: bool = False
+        self,
+        path: str | Path,
+        *,
+        use_cuda: bool | None = None,
+        threads: int = 0,
+        gate_decisions: bool = False,
     ) -> None:
-        """gate_inputs: also return each GatedSparseMLP node's X (as `gate_input:<module path>`), from which
-        a parity check reads this backend's gate decisions (gsmlp.validation.gate_decisions)."""
-        import onnxruntime as ort
-
+        """gate_decisions: also return each GatedSparseMLP node's block decisions, as
+        `gate_decisions:<module path>`, for the pinned parity check (gsmlp.validation.gate_decisions)."""
         self.path = Path(path)
         proto = read_onnx(self.path)
         self.metadata = {p.key: p.value for p in proto.metadata_props}
-        self.gate_outputs: dict[str, str] = {}
+        self.gate_inputs: dict[str, str] = {}  # X tensor name -> module path
+        self.probes: dict = {}  # module path -> session of its gate probe
         source: str | bytes = str(self.path)
-        if gate_inputs:
-            proto, self.gate_outputs = with_gate_outputs(proto)
-            source = proto.SerializeToString() if self.gate_outputs else source
+        if gate_decisions:
+            probes = gate_probes(proto)
+            proto, self.gate_inputs = with_gate_outputs(proto)
+            source = proto.SerializeToString() if self.gate_inputs else source
+            self.probes = {
+                path: self._session(probe.SerializeToString(), use_cuda, threads)
+                for path, probe in probes.items()
+            }
+        self.session = self._session(source, use_cuda, threads)
+        self.providers = self.session.get_providers()
+
+    def _session(self, source: str | bytes, use_cuda: bool | None, threads: int):
+        import onnxruntime as ort
+
         use_cuda = _cuda_driver_present() if use_cuda is None else use_cuda
-        available = ort.get_available_providers()
         providers = ["CPUExecutionProvider"]
-        if use_cuda and "CUDAExecutionProvider" in available:
+        if use_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # fp16 graphs make ORT warn about every node it cannot pre-fold
         try:
-            self.session = ort.InferenceSession(source, options, providers=providers)
+            return ort.InferenceSession(source, options, providers=providers)
         except Exception as exc:
             raise GsmlpError(f"ONNX Runtime cannot load {self.path}: {exc}") from None
-        self.providers = self.session.get_providers()
 
     def run(self, pixel_values: np.ndarray, pixel_mask: np.ndarray) -> dict[str, np.ndarray]:
         feeds = {"pixel_values": pixel_values.astype(np.float32), "pixel_mask": pixel_mask.astype(np.int64)}
-        names = [*OUTPUTS, *self.gate_outputs]
-        values = self.session.run(names, feeds)
+        values = self.session.run([*OUTPUTS, *self.gate_inputs], feeds)
         outputs = dict(zip(OUTPUTS, values, strict=False))
-        for tensor, value in zip(self.gate_outputs, values[len(OUTPUTS) :], strict=True):
-            outputs[GATE_INPUT_PREFIX + self.gate_outputs[tensor]] = value
+        for path, x in zip(self.gate_inputs.values(), values[len(OUTPUTS) :], strict=True):
+            # The gate probe decides exactly as the inlined function body did: same kernels, same X.
+            (decided,) = self.probes[path].run(["block_on"], {"X": x})
+            outputs[GATE_DECISIONS_PREFIX + path] = decided
         return outputs

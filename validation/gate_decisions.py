@@ -9,15 +9,16 @@ the outputs by far more than fp32 rounding. Parity of a gated model therefore ha
 - the decisions: the fraction of gate decisions the two backends took differently (`flip_rate`) must
   stay under its own bound, and the COCO deltas show what the flips cost.
 
-ONNX Runtime exposes its decisions through the input tensor `X` of each `GatedSparseMLP` node, added as
-an extra graph output; the decisions are the module's own gate applied to that `X`.
+ONNX Runtime reports its own decisions: the input `X` of each `GatedSparseMLP` node becomes an extra
+graph output, and a probe model made of the function body's own gate nodes, holding that node's gate
+weights and threshold, runs on it in ONNX Runtime. The same kernels on the same values give the decisions
+the inlined body took, in fp32 and in fp16 alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -27,10 +28,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from gsmlp.exporter.graph import gated_nodes
+from gsmlp.exporter.op_function import gate_nodes
 from gsmlp.model.gated_mlp import GatedSparseMLP, active_blocks
 
-# Backend outputs under this prefix carry the X of one gated node, keyed by the module's path.
-GATE_INPUT_PREFIX = "gate_input:"
+# Backend outputs under this prefix carry one gated node's block decisions, keyed by the module's path.
+GATE_DECISIONS_PREFIX = "gate_decisions:"
 # The exporter traces the detector as the attribute `detector` of a wrapper module.
 _TRACE_ROOT = "detector"
 
@@ -97,36 +99,35 @@ def pinned(
             meter.enabled = was
 
 
-@dataclass
-class NodeGate:
-    """One GatedSparseMLP node's gate, as the ONNX file holds it (after SIBS folding)."""
-
-    down: np.ndarray  # [R, D]
-    up: np.ndarray  # [NB', R]
-    bias: np.ndarray  # [NB']
-    threshold: float
-
-    def decisions(self, x: np.ndarray) -> np.ndarray:
-        """The op contract's rule on the node's own weights: NOT (logit <= threshold), in fp32."""
-        x32 = x.astype(np.float32)
-        logits = (x32 @ self.down.T.astype(np.float32)) @ self.up.T.astype(np.float32) + self.bias.astype(
-            np.float32
-        )
-        return ~(logits <= np.float32(self.threshold))
-
-
-def node_gates(proto: onnx.ModelProto) -> dict[str, NodeGate]:
-    """Module path -> the gate of its GatedSparseMLP node."""
+def gate_probe(proto: onnx.ModelProto, node: onnx.NodeProto) -> onnx.ModelProto:
+    """X -> block_on of one node: the function body's gate nodes on that node's gate weights and threshold."""
     initializers = {i.name: i for i in proto.graph.initializer}
-    gates = {}
-    for node in gated_nodes(proto):
-        path = _module_path(node)
-        if path is None:
-            continue
-        weights = [numpy_helper.to_array(initializers[name]) for name in node.input[5:8]]
-        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        gates[path] = NodeGate(*weights, threshold=float(attributes["threshold"]))
-    return gates
+    weights = []
+    for name, source in zip(("GateDown", "GateUp", "GateBias"), node.input[5:8], strict=True):
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(initializers[source])
+        tensor.name = name
+        weights.append(tensor)
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    threshold = numpy_helper.from_array(
+        np.asarray(attributes["threshold"], dtype=np.float32), "threshold_f32"
+    )
+    # The body's Constant reads the calling node's attribute; here it is an initializer instead.
+    nodes = [n for n in gate_nodes() if list(n.output) != ["threshold_f32"]]
+    graph = onnx.helper.make_graph(
+        nodes,
+        "gate_probe",
+        [onnx.helper.make_tensor_value_info("X", weights[0].data_type, None)],
+        [onnx.helper.make_tensor_value_info("block_on", onnx.TensorProto.BOOL, None)],
+        initializer=[*weights, threshold],
+    )
+    opsets = [o for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    return onnx.helper.make_model(graph, opset_imports=opsets, ir_version=proto.ir_version)
+
+
+def gate_probes(proto: onnx.ModelProto) -> dict[str, onnx.ModelProto]:
+    """Module path -> the gate probe of its GatedSparseMLP node."""
+    return {path: gate_probe(proto, node) for node in gated_nodes(proto) if (path := _module_path(node))}
 
 
 def surviving_blocks(layer: GatedSparseMLP) -> torch.Tensor | None:
@@ -149,26 +150,22 @@ def module_decisions(node_decisions: np.ndarray, layer: GatedSparseMLP) -> torch
 
 
 class PinnedReference:
-    """Re-runs the reference model on one batch with another backend's gate decisions pinned.
+    """Re-runs the reference model on one batch with another backend's gate decisions pinned."""
 
-    The other backend's decisions are the ONNX node's own gate (weights and threshold as the file holds
-    them) applied to the X that backend fed the node.
-    """
-
-    def __init__(self, model: nn.Module, proto: onnx.ModelProto) -> None:
+    def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.gates = node_gates(proto)
-        self.layers = gated_modules(model, sorted(self.gates))
 
     @torch.no_grad()
     def __call__(
-        self, pixel_values: np.ndarray, pixel_mask: np.ndarray, gate_inputs: dict[str, np.ndarray]
+        self, pixel_values: np.ndarray, pixel_mask: np.ndarray, decisions: dict[str, np.ndarray]
     ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-        """(outputs under the pinned decisions, {decisions, flipped}: those the reference took otherwise)."""
-        other = {
-            path: module_decisions(self.gates[path].decisions(gate_inputs[path]), layer)
-            for path, layer in self.layers.items()
-        }
+        """decisions: module path -> the backend's exported-block decisions.
+
+        Returns the outputs under those decisions and {decisions, flipped}: how many the reference,
+        given the same earlier decisions, takes otherwise.
+        """
+        layers = gated_modules(self.model, sorted(decisions))
+        other = {path: module_decisions(decisions[path], layer) for path, layer in layers.items()}
         own: dict[str, torch.Tensor] = {}
 
         def record_own(path: str):
@@ -178,22 +175,22 @@ class PinnedReference:
                 path, active_blocks(module.gate(args[0]), module.threshold)
             )
 
-        hooks = [layer.register_forward_pre_hook(record_own(path)) for path, layer in self.layers.items()]
+        hooks = [layer.register_forward_pre_hook(record_own(path)) for path, layer in layers.items()]
         try:
-            with pinned(self.model, self.layers, other):
+            with pinned(self.model, layers, other):
                 result = self.model(
                     pixel_values=torch.from_numpy(pixel_values), pixel_mask=torch.from_numpy(pixel_mask)
                 )
         finally:
             for hook in hooks:
                 hook.remove()
-        decisions = flipped = 0
-        for path, layer in self.layers.items():
+        total = flipped = 0
+        for path, layer in layers.items():
             kept = surviving_blocks(layer)
             theirs, ours = (
                 (other[path], own[path]) if kept is None else (other[path][..., kept], own[path][..., kept])
             )
-            decisions += theirs.numel()
+            total += theirs.numel()
             flipped += int((theirs != ours).sum())
         outputs = {"logits": result.logits.float().numpy(), "pred_boxes": result.pred_boxes.float().numpy()}
-        return outputs, {"decisions": decisions, "flipped": flipped}
+        return outputs, {"decisions": total, "flipped": flipped}

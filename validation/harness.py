@@ -17,15 +17,15 @@ import numpy as np
 from tqdm import tqdm
 
 from gsmlp.validation.backends import Backend
-from gsmlp.validation.gate_decisions import GATE_INPUT_PREFIX
+from gsmlp.validation.gate_decisions import GATE_DECISIONS_PREFIX
 from gsmlp.validation.parity import detection_agreement, output_differences
 from gsmlp.validation.tolerances import Tolerance
 
 Outputs = dict[str, np.ndarray]
 # Turns one backend's outputs (one dict per batch) into COCO metrics in points, or None where none apply.
 Evaluator = Callable[[list[Outputs]], dict[str, float] | None]
-# (pixel_values, pixel_mask, another backend's gate inputs) -> (reference outputs under that backend's gate
-# decisions, {decisions, flipped}); see gsmlp.validation.gate_decisions.PinnedReference.
+# (pixel_values, pixel_mask, another backend's gate decisions) -> (reference outputs under those decisions,
+# {decisions, flipped}); see gsmlp.validation.gate_decisions.PinnedReference.
 Pinner = Callable[[np.ndarray, np.ndarray, dict[str, np.ndarray]], tuple[Outputs, dict[str, int]]]
 
 
@@ -75,9 +75,9 @@ def _merge_differences(merged: dict[str, dict[str, float]], differences: dict[st
             entry[key] = max(entry[key], diff[key])
 
 
-def _split_gate_inputs(outputs: Outputs) -> dict[str, np.ndarray]:
-    names = [name for name in outputs if name.startswith(GATE_INPUT_PREFIX)]
-    return {name[len(GATE_INPUT_PREFIX) :]: outputs.pop(name) for name in names}
+def _split_gate_decisions(outputs: Outputs) -> dict[str, np.ndarray]:
+    names = [name for name in outputs if name.startswith(GATE_DECISIONS_PREFIX)]
+    return {name[len(GATE_DECISIONS_PREFIX) :]: outputs.pop(name) for name in names}
 
 
 def _latency_ms(seconds: list[float]) -> dict[str, float | int] | None:
@@ -95,8 +95,8 @@ def run_backend(
 ) -> BackendRun:
     """Every batch through one backend; a crash marks it failed with the error, never stops the run.
 
-    Where the backend returns gate inputs and `pin` is given, the reference re-runs each batch pinned
-    to the backend's gate decisions, at once, so that the (large) gate inputs are never kept.
+    Where the backend returns its gate decisions and `pin` is given, the reference re-runs each batch
+    pinned to them at once, so that no batch's decisions are kept.
     """
     run = BackendRun()
     for batch in tqdm(batches, desc=backend.name, unit="batch", disable=not progress, leave=False):
@@ -106,11 +106,11 @@ def run_backend(
         except Exception as exc:  # a backend crash is a result to report, not a reason to stop
             return BackendRun("failed", f"{type(exc).__name__}: {exc}")
         run.seconds.append(time.perf_counter() - start)
-        gate_inputs = _split_gate_inputs(outputs)
+        gate_decisions = _split_gate_decisions(outputs)
         run.outputs.append(outputs)
-        if gate_inputs and pin is not None:
+        if gate_decisions and pin is not None:
             try:
-                reference, counts = pin(batch.pixel_values, batch.pixel_mask, gate_inputs)
+                reference, counts = pin(batch.pixel_values, batch.pixel_mask, gate_decisions)
             except Exception as exc:
                 return BackendRun("failed", f"pinning the reference to its gate decisions: {exc}")
             run.pinned = run.pinned or PinnedParity()

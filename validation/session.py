@@ -56,7 +56,7 @@ def _backends(names: Sequence[str], model, path: str, engine=None, plugin_lib=No
             backends[name] = PyTorchBackend(model)
         elif name == "onnxruntime":
             try:
-                backends[name] = OnnxRuntimeBackend(path, gate_inputs=_is_gated(model))
+                backends[name] = OnnxRuntimeBackend(path, gate_decisions=_is_gated(model))
             except ImportError as exc:
                 backends[name] = f"onnxruntime is not installed: {exc}"
         elif name == "tensorrt":
@@ -119,7 +119,7 @@ def build_report(
         family=loaded.family,
         tolerance={name: tolerance_for(dtype, name, tolerances) for name in names},
         evaluate=coco_evaluator(dataset, batches, loaded.family),
-        pin=PinnedReference(model, read_onnx(path)) if _is_gated(model) else None,
+        pin=PinnedReference(model) if _is_gated(model) else None,
     )
     for name, entry in report["backends"].items():
         # Only PyTorch's gated modules count skipped neurons; None says "not measured", never "dense".
