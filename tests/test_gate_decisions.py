@@ -34,7 +34,7 @@ def _validate(model: torch.nn.Module, path: Path, coco_subset: Path, family: str
         family=family,
         tolerance=tolerance_for("fp32"),
         progress=False,
-        pin=PinnedReference(model),
+        pin=PinnedReference(backends["pytorch"]),
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -30,6 +31,9 @@ from torch.nn import functional as F
 from gsmlp.exporter.graph import gated_nodes
 from gsmlp.exporter.op_function import gate_nodes
 from gsmlp.model.gated_mlp import GatedSparseMLP, active_blocks
+
+if TYPE_CHECKING:  # backends imports this module: a runtime import would be circular
+    from gsmlp.validation.backends import PyTorchBackend
 
 # Backend outputs under this prefix carry one gated node's block decisions, keyed by the module's path.
 GATE_DECISIONS_PREFIX = "gate_decisions:"
@@ -138,24 +142,23 @@ def surviving_blocks(layer: GatedSparseMLP) -> torch.Tensor | None:
     return torch.nonzero(keep.view(layer.num_blocks, layer.block_size).any(-1)).flatten()
 
 
-def module_decisions(node_decisions: np.ndarray, layer: GatedSparseMLP) -> torch.Tensor:
-    """Exported-block decisions -> the module's blocks (a block SIBS removed whole stays off)."""
+def module_decisions(node_decisions: np.ndarray, num_blocks: int, kept: torch.Tensor | None) -> torch.Tensor:
+    """Exported-block decisions -> the module's `num_blocks`, given its `surviving_blocks` (a block SIBS
+    removed whole stays off)."""
     exported = torch.from_numpy(node_decisions)
-    kept = surviving_blocks(layer)
     if kept is None:
         return exported
-    full = torch.zeros((*exported.shape[:-1], layer.num_blocks), dtype=torch.bool)
+    full = torch.zeros((*exported.shape[:-1], num_blocks), dtype=torch.bool)
     full[..., kept] = exported
     return full
 
 
 class PinnedReference:
-    """Re-runs the reference model on one batch with another backend's gate decisions pinned."""
+    """Re-runs the reference backend on one batch with another backend's gate decisions pinned."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
+    def __init__(self, reference: PyTorchBackend) -> None:
+        self.reference = reference
 
-    @torch.no_grad()
     def __call__(
         self, pixel_values: np.ndarray, pixel_mask: np.ndarray, decisions: dict[str, np.ndarray]
     ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
@@ -164,8 +167,13 @@ class PinnedReference:
         Returns the outputs under those decisions and {decisions, flipped}: how many the reference,
         given the same earlier decisions, takes otherwise.
         """
-        layers = gated_modules(self.model, sorted(decisions))
-        other = {path: module_decisions(decisions[path], layer) for path, layer in layers.items()}
+        model = self.reference.model
+        layers = gated_modules(model, sorted(decisions))
+        kept = {path: surviving_blocks(layer) for path, layer in layers.items()}
+        other = {
+            path: module_decisions(decisions[path], layer.num_blocks, kept[path])
+            for path, layer in layers.items()
+        }
         own: dict[str, torch.Tensor] = {}
 
         def record_own(path: str):
@@ -177,20 +185,18 @@ class PinnedReference:
 
         hooks = [layer.register_forward_pre_hook(record_own(path)) for path, layer in layers.items()]
         try:
-            with pinned(self.model, layers, other):
-                result = self.model(
-                    pixel_values=torch.from_numpy(pixel_values), pixel_mask=torch.from_numpy(pixel_mask)
-                )
+            with pinned(model, layers, other):
+                outputs = self.reference.run(pixel_values, pixel_mask)
         finally:
             for hook in hooks:
                 hook.remove()
         total = flipped = 0
-        for path, layer in layers.items():
-            kept = surviving_blocks(layer)
+        for path, blocks in kept.items():
             theirs, ours = (
-                (other[path], own[path]) if kept is None else (other[path][..., kept], own[path][..., kept])
+                (other[path], own[path])
+                if blocks is None
+                else (other[path][..., blocks], own[path][..., blocks])
             )
             total += theirs.numel()
             flipped += int((theirs != ours).sum())
-        outputs = {"logits": result.logits.float().numpy(), "pred_boxes": result.pred_boxes.float().numpy()}
         return outputs, {"decisions": total, "flipped": flipped}

@@ -55,14 +55,17 @@ def _parity_section(name: str, entry: dict, reference: dict) -> list[str]:
         f"(label {_fmt(agreement['label_agreement'])}, min IoU {_fmt(agreement['min_iou'])}, "
         f"required IoU {agreement['min_iou_required']}).",
         "",
-        "| output | max abs diff | max rel diff |"
-        if not entry.get("gate_decisions")
-        else "| output | max abs diff (own decisions, flips included) | max rel diff |",
-        "|---|---|---|",
     ]
-    for output, diff in entry["outputs"].items():
-        lines.append(f"| {output} | {_fmt(diff['max_abs_diff'])} | {_fmt(diff['max_rel_diff'])} |")
+    own = "" if not entry.get("gate_decisions") else " (own decisions, flips included)"
+    lines += _difference_table(entry["outputs"], own)
     return lines + _gate_lines(entry.get("gate_decisions")) + [""]
+
+
+def _difference_table(outputs: dict, qualifier: str) -> list[str]:
+    lines = [f"| output | max abs diff{qualifier} | max rel diff{qualifier} |", "|---|---|---|"]
+    for output, diff in outputs.items():
+        lines.append(f"| {output} | {_fmt(diff['max_abs_diff'])} | {_fmt(diff['max_rel_diff'])} |")
+    return lines
 
 
 def _gate_lines(gates: dict | None) -> list[str]:
@@ -74,12 +77,8 @@ def _gate_lines(gates: dict | None) -> list[str]:
         f"(flip rate {_fmt(gates['flip_rate'])}). With PyTorch re-run under this backend's decisions "
         "(what max abs diff is measured on):",
         "",
-        "| output | max abs diff (pinned) | max rel diff (pinned) |",
-        "|---|---|---|",
     ]
-    for output, diff in gates["outputs_pinned"].items():
-        lines.append(f"| {output} | {_fmt(diff['max_abs_diff'])} | {_fmt(diff['max_rel_diff'])} |")
-    return lines
+    return lines + _difference_table(gates["outputs_pinned"], " (pinned)")
 
 
 def report_markdown(report: dict) -> str:

@@ -119,7 +119,7 @@ def build_report(
         family=loaded.family,
         tolerance={name: tolerance_for(dtype, name, tolerances) for name in names},
         evaluate=coco_evaluator(dataset, batches, loaded.family),
-        pin=PinnedReference(model) if _is_gated(model) else None,
+        pin=PinnedReference(PyTorchBackend(model)) if _is_gated(model) else None,
     )
     for name, entry in report["backends"].items():
         # Only PyTorch's gated modules count skipped neurons; None says "not measured", never "dense".
