@@ -8,6 +8,7 @@ keeps its block active and NaN propagates as it would in the dense FFN.
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import torch
@@ -56,28 +57,6 @@ def expand_block_mask(block_mask: torch.Tensor, block_size: int, hidden: int) ->
 def active_blocks(logits: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
     """The contract's activation rule: NaN logits count as active."""
     return ~(logits <= threshold)
-
-
-def record_kernel_sparsity(
-    meter: SparsityMeter,
-    x: torch.Tensor,
-    active: torch.Tensor,
-    block_size: int,
-    hidden: int,
-    dense_hidden: int,
-) -> None:
-    """Sparsity from a kernel's active-block counts (the kernel never materialises h).
-
-    Computed neurons are active blocks x block_size, capped at `hidden` (exact unless the partial last
-    block is active). The kernel does not report which computed activations were zero, so the meter's
-    zero count holds only the skipped and pruned neurons: a lower bound on activation sparsity.
-    """
-    tokens = x.numel() // x.shape[-1] if x.shape[-1] else 0
-    computed = int(torch.clamp(active.to(torch.int64) * block_size, max=hidden).sum())
-    meter.tokens += tokens
-    meter.dense_hidden = dense_hidden
-    meter.computed += computed
-    meter.zeros += dense_hidden * tokens - computed
 
 
 class GatedSparseMLP(nn.Module):
@@ -150,9 +129,15 @@ class GatedSparseMLP(nn.Module):
         self.threshold.fill_(float(threshold))
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self.mode == "dense":
-            return self._dense(hidden_states)
-        return self._masked(hidden_states)
+        if not self.meter.enabled:
+            return self._forward(hidden_states)
+        started = time.perf_counter()
+        y = self._forward(hidden_states)
+        self.meter.forward_seconds += time.perf_counter() - started
+        return y
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._dense(x) if self.mode == "dense" else self._masked(x)
 
     def _dense(self, x: torch.Tensor) -> torch.Tensor:
         # Same op sequence as transformers' DetrMLP, so the output is bit for bit identical.
@@ -187,9 +172,7 @@ class GatedSparseMLP(nn.Module):
             if result is not None:
                 y, active = result
                 if self.meter.enabled:
-                    record_kernel_sparsity(
-                        self.meter, x, active, self.block_size, self.hidden, self.dense_hidden
-                    )
+                    self.meter.record_kernel(x, active, self.block_size, self.hidden, self.dense_hidden)
                 return y
         pre = self.fc1(x)
         blocks = self.block_mask(x, pre)

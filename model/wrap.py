@@ -79,6 +79,19 @@ def reset_sparsity(model: nn.Module) -> None:
         layer.meter.reset()
 
 
+def ffn_seconds(model: nn.Module) -> float:
+    """Wall time inside the FFNs since the meters were last reset, their bookkeeping left out.
+
+    Host time: on a GPU it is the launch time unless something synchronises.
+    """
+    return sum(layer.meter.seconds for _, layer in gated_layers(model))
+
+
+def metering_seconds(model: nn.Module) -> float:
+    """Wall time the FFNs' sparsity meters spent counting since they were last reset."""
+    return sum(layer.meter.metering_seconds for _, layer in gated_layers(model))
+
+
 def sparsity_report(model: nn.Module) -> dict:
     """`encoder` / `decoder`: token-weighted means; `per_layer`: each FFN's own figures."""
     per_layer = {name: layer.meter.as_dict() for name, layer in gated_layers(model)}

@@ -46,8 +46,15 @@ def test_eval_writes_the_report(family: str, tiny_split: Path, tmp_path: Path, c
     assert sparsity["encoder"] == 0.0 and sparsity["decoder"] == 0.0  # dense computes every neuron
     assert 0.0 < sparsity["encoder_activation_sparsity"] < 1.0
     assert sorted(sparsity["per_layer"]) == ["decoder.0", "decoder.1", "encoder.0", "encoder.1"]
-    assert report["timing"]["model_s"] > 0
-    assert "AP50" in capsys.readouterr().out
+    timing = report["timing"]
+    assert timing["model_s"] > 0
+    # The FFNs run inside the model, so their measured time is a real, partial share of it.
+    assert 0.0 < timing["ffn_ms_per_image"] < timing["model_ms_per_image"]
+    assert 0.0 < timing["ffn_share"] < 1.0
+    layer_seconds = sum(layer["seconds"] for layer in sparsity["per_layer"].values())
+    assert abs(layer_seconds * 1000 / 3 - timing["ffn_ms_per_image"]) < 0.01
+    out = capsys.readouterr().out
+    assert "AP50" in out and "of which FFNs" in out
 
 
 def test_gated_mode_needs_a_gated_checkpoint(tiny_split: Path, tmp_path: Path, capsys) -> None:

@@ -88,6 +88,24 @@ def test_all_blocks_off_gives_bias_and_sparsity_one() -> None:
     assert layer.meter.sparsity == 1.0
 
 
+def test_meter_times_the_forward_without_its_own_counting() -> None:
+    layer = _layer()
+    layer.set_mode("dense")
+    with torch.no_grad():
+        for _ in range(3):
+            layer(torch.randn(64, 16))
+    meter = layer.meter
+    assert 0.0 < meter.metering_seconds < meter.forward_seconds
+    assert meter.seconds == pytest.approx(meter.forward_seconds - meter.metering_seconds)
+    meter.enabled = False
+    before = meter.forward_seconds
+    with torch.no_grad():
+        layer(torch.randn(64, 16))
+    assert meter.forward_seconds == before  # a disabled meter neither counts nor times
+    meter.reset()
+    assert meter.forward_seconds == meter.metering_seconds == meter.seconds == 0.0
+
+
 def test_nan_token_propagates_and_other_tokens_are_unaffected() -> None:
     layer = _layer()
     x = torch.randn(4, 16)

@@ -267,6 +267,16 @@ def test_library_facts() -> None:
         assert status == L.NOT_BUILT
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps (Linux only)")
+def test_kernel_threads_join_torchs_openmp_runtime() -> None:
+    # Two OpenMP runtimes in one process spin against each other for the cores (docs/PERFORMANCE.md):
+    # the kernel must bind to the libgomp that torch already loaded, not bring a second one.
+    L.load()
+    with open("/proc/self/maps") as maps:
+        runtimes = {line.split()[-1] for line in maps if "libgomp" in line or "libiomp" in line}
+    assert len(runtimes) == 1, f"more than one OpenMP runtime is mapped: {sorted(runtimes)}"
+
+
 def test_op_error_names_the_bad_value() -> None:
     layer = make_layer(64, 256, 32)
     with pytest.raises(GsmlpError, match="block_size is 0"):

@@ -1,31 +1,34 @@
-// A minimal parallel-for on std::thread. Not OpenMP: torch ships its own OpenMP runtime, and two
-// runtimes whose idle threads spin against each other on a small machine cost milliseconds per call.
+// The kernel's parallel-for: an OpenMP parallel region whose workers take jobs one at a time.
+//
+// OpenMP, and not a private thread pool, because torch runs its CPU ops on OpenMP too and its wheels bundle
+// a libgomp with the system soname (libgomp.so.1): in a torch process this library joins torch's runtime,
+// whose workers are still spinning from the previous op and pick our jobs up at once. A private pool
+// competes with those spinning workers for the cores instead, which cost about 3.5 ms per call on 2 cores
+// (measured in docs/PERFORMANCE.md).
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <thread>
-#include <vector>
+
+#include <omp.h>
 
 namespace gsmlp::cpu {
 
-inline int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+inline int hardware_threads() { return std::max(1, omp_get_num_procs()); }
 
-// Runs fn(job, worker) for job in [0, jobs) on min(threads, jobs) workers; worker 0 is the caller.
+// Runs fn(job, worker) for job in [0, jobs) on min(threads, jobs) workers, worker in [0, workers).
 // Jobs are handed out one at a time, so a slow core (shared machine) does not hold back the rest.
 template <typename Fn>
 void parallel_for(int64_t jobs, int threads, Fn fn) {
   const int workers = static_cast<int>(std::min<int64_t>(std::max(threads, 1), jobs));
+  if (workers <= 0) return;
   std::atomic<int64_t> next{0};
-  auto work = [&](int worker) {
+#pragma omp parallel num_threads(workers)
+  {
+    const int worker = omp_get_thread_num();
     for (int64_t job = next++; job < jobs; job = next++) fn(job, worker);
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(workers > 0 ? workers - 1 : 0);
-  for (int w = 1; w < workers; ++w) pool.emplace_back(work, w);
-  if (workers > 0) work(0);
-  for (auto& t : pool) t.join();
+  }
 }
 
 }  // namespace gsmlp::cpu

@@ -35,30 +35,33 @@ inline void store_part(float* p, __m256 v, const Edge& e, bool high) {
 // Accumulators are named variables, not arrays: with arrays GCC spills them to the stack every k step.
 #define GSMLP_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
-// One 6 x 16 tile: c rows are written through `c` (stride-free row pointers), columns col0..col0+15.
-inline void tile_6x16(const RowGemmArgs& g, const float* const* a, float* const* c, int col0, const Edge& e) {
+// One R x 16 tile (R <= 6): c rows are written through `c` (stride-free row pointers), columns
+// col0..col0+15. Rows at or past R are compiled out, so a tail of 1-5 rows does no wasted FMAs.
+template <int R>
+inline void tile(const RowGemmArgs& g, const float* const* a, float* const* c, int col0, const Edge& e) {
   const bool accumulate = g.flags & kAccumulate;
 #define GSMLP_INIT(i)                                      \
-  __m256 lo##i, hi##i;                                     \
-  if (accumulate) {                                        \
-    lo##i = load_part(c[i] + col0, e, false);              \
-    hi##i = load_part(c[i] + col0 + 8, e, true);           \
-  } else if (g.bias) {                                     \
-    lo##i = load_part(g.bias + col0, e, false);            \
-    hi##i = load_part(g.bias + col0 + 8, e, true);         \
-  } else {                                                 \
-    lo##i = hi##i = _mm256_setzero_ps();                   \
-  }                                                        \
-  const float* a##i = a[i];
+  __m256 lo##i = _mm256_setzero_ps(), hi##i = lo##i;       \
+  const float* a##i = a[(i) < R ? (i) : 0];                \
+  if constexpr ((i) < R) {                                 \
+    if (accumulate) {                                      \
+      lo##i = load_part(c[i] + col0, e, false);            \
+      hi##i = load_part(c[i] + col0 + 8, e, true);         \
+    } else if (g.bias) {                                   \
+      lo##i = load_part(g.bias + col0, e, false);          \
+      hi##i = load_part(g.bias + col0 + 8, e, true);       \
+    }                                                      \
+  }
   GSMLP_ROWS(GSMLP_INIT)
 #undef GSMLP_INIT
   const float* b = g.b + col0;
   const int ldb = g.ldb;
-  for (int k = 0; k < g.k; ++k, b += ldb) {
+  const int k_end = g.k;
+  for (int k = 0; k < k_end; ++k, b += ldb) {
     const __m256 b_lo = _mm256_load_ps(b);
     const __m256 b_hi = _mm256_load_ps(b + 8);
 #define GSMLP_FMA(i)                                       \
-  {                                                        \
+  if constexpr ((i) < R) {                                 \
     const __m256 av = _mm256_broadcast_ss(a##i + k);       \
     lo##i = _mm256_fmadd_ps(av, b_lo, lo##i);              \
     hi##i = _mm256_fmadd_ps(av, b_hi, hi##i);              \
@@ -69,33 +72,35 @@ inline void tile_6x16(const RowGemmArgs& g, const float* const* a, float* const*
   const __m256 zero = _mm256_setzero_ps();
   const bool relu = g.flags & kRelu;
 #define GSMLP_STORE(i)                                     \
-  if (relu) { /* max(0, v) returns v when v is NaN: relu keeps NaN */ \
-    lo##i = _mm256_max_ps(zero, lo##i);                    \
-    hi##i = _mm256_max_ps(zero, hi##i);                    \
-  }                                                        \
-  store_part(c[i] + col0, lo##i, e, false);                \
-  store_part(c[i] + col0 + 8, hi##i, e, true);
+  if constexpr ((i) < R) {                                 \
+    if (relu) { /* max(0, v) returns v when v is NaN: relu keeps NaN */ \
+      lo##i = _mm256_max_ps(zero, lo##i);                  \
+      hi##i = _mm256_max_ps(zero, hi##i);                  \
+    }                                                      \
+    store_part(c[i] + col0, lo##i, e, false);              \
+    store_part(c[i] + col0 + 8, hi##i, e, true);           \
+  }
   GSMLP_ROWS(GSMLP_STORE)
 #undef GSMLP_STORE
+  (void)a0, (void)a1, (void)a2, (void)a3, (void)a4, (void)a5;
 }
 
-// Fewer than 6 rows: missing rows repeat row 0 of A and write into a scratch tile that is dropped.
 void tail_tile(const RowGemmArgs& g, int row0, int rows, int col0, const Edge& e) {
-  alignas(32) float scratch[kTileRows][kPanelWidth] = {};
-  const float* a[kTileRows];
-  float* c[kTileRows];
-  for (int i = 0; i < kTileRows; ++i) {
-    const bool real = i < rows;
-    a[i] = g.a[row0 + (real ? i : 0)];
-    c[i] = real ? g.c[row0 + i] : scratch[i] - col0;
+  const float* const* a = g.a + row0;
+  float* const* c = g.c + row0;
+  switch (rows) {
+    case 1: return tile<1>(g, a, c, col0, e);
+    case 2: return tile<2>(g, a, c, col0, e);
+    case 3: return tile<3>(g, a, c, col0, e);
+    case 4: return tile<4>(g, a, c, col0, e);
+    default: return tile<5>(g, a, c, col0, e);
   }
-  tile_6x16(g, a, c, col0, e);
 }
 
 void rows_of_panel(const RowGemmArgs& g, int col0) {
   const Edge e = edge_for(g.n_cols - col0);
   int row = 0;
-  for (; row + kTileRows <= g.m; row += kTileRows) tile_6x16(g, g.a + row, g.c + row, col0, e);
+  for (; row + kTileRows <= g.m; row += kTileRows) tile<kTileRows>(g, g.a + row, g.c + row, col0, e);
   if (row < g.m) tail_tile(g, row, g.m - row, col0, e);
 }
 
