@@ -82,7 +82,7 @@ inline void tile(const RowGemmArgs& g, const float* const* a, float* const* c, i
   }
   GSMLP_ROWS(GSMLP_STORE)
 #undef GSMLP_STORE
-  (void)a0, (void)a1, (void)a2, (void)a3, (void)a4, (void)a5;
+  (void)a0, (void)a1, (void)a2, (void)a3, (void)a4, (void)a5;  // rows past R never read theirs
 }
 
 void tail_tile(const RowGemmArgs& g, int row0, int rows, int col0, const Edge& e) {
