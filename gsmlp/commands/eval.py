@@ -32,6 +32,10 @@ Modes (how each FFN runs):
   gated   keep-mask and MGS micro-gates (needs a gated checkpoint)
   oracle  exactly the blocks that hold a non-zero activation: the bound any gate can reach
 
+Timing: model ms per image, and how much of it the FFNs take (timing.ffn_share in the report). That share
+bounds what FFN sparsity can gain end to end; compare --mode dense and --mode gated on the same model.
+Neither figure includes the sparsity meters' own counting (timing.metering_s).
+
 Examples:
   gsmlp eval --model detr-small --data shapes-val
   gsmlp eval --model runs/detr-small-mgs --data shapes-val --mode gated --report runs/eval.json
