@@ -105,14 +105,15 @@ def _timing(model, measured_seconds: float, images: int, batch_size: int) -> dic
 
     metering = metering_seconds(model)
     model_seconds = max(0.0, measured_seconds - metering)
+    ffn = ffn_seconds(model)
     per_image = 1000 / max(1, images)
     return {
         "model_s": round(model_seconds, 3),
         "metering_s": round(metering, 3),
         "model_ms_per_image": round(model_seconds * per_image, 2),
         # The FFNs' share bounds what FFN sparsity can gain end to end (docs/PERFORMANCE.md).
-        "ffn_ms_per_image": round(ffn_seconds(model) * per_image, 2),
-        "ffn_share": round(ffn_seconds(model) / model_seconds, 4) if model_seconds else 0.0,
+        "ffn_ms_per_image": round(ffn * per_image, 2),
+        "ffn_share": round(ffn / model_seconds, 4) if model_seconds else 0.0,
         "batch_size": batch_size,
         "torch_threads": torch.get_num_threads(),
     }
