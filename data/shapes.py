@@ -142,12 +142,20 @@ def _object_colour(rng: np.random.Generator) -> np.ndarray:
 # --- one image ----------------------------------------------------------------------------------------
 
 
-def generate_image(seed: int, index: int) -> tuple[Image.Image, list[dict]]:
-    """Render image `index` of the split with seed `seed`: (RGB image, [{category_id, bbox, area}])."""
+@dataclass(frozen=True)
+class RenderedImage:
+    image: Image.Image
+    annotations: list[dict]  # [{category_id, bbox, area}], visible boxes only
+    class_map: np.ndarray  # [H, W] uint8: the category id that each pixel shows, 0 for background
+
+
+def render_image(seed: int, index: int) -> RenderedImage:
+    """Render image `index` of the split with seed `seed`, with the class of every pixel."""
     rng = np.random.default_rng([seed, index])
     width, height = (int(v) for v in rng.integers(MIN_SIDE, MAX_SIDE + 1, size=2))
     canvas = _background(rng, width, height)
     owner = np.full((height, width), -1, dtype=np.int16)  # which object a pixel shows (-1: background)
+    class_map = np.zeros((height, width), dtype=np.uint8)
     objects = []
     for k in range(int(rng.integers(0, MAX_OBJECTS + 1))):
         category = int(rng.integers(len(CATEGORIES)))
@@ -162,6 +170,7 @@ def generate_image(seed: int, index: int) -> tuple[Image.Image, list[dict]]:
         shade = rng.uniform(0.85, 1.15, size=(height, width, 1)).astype(np.float32)
         canvas[mask] = (_object_colour(rng) * shade[mask]).clip(0, 255)
         owner[mask] = k
+        class_map[mask] = category + 1
         objects.append((k, category, own_area))
     annotations = []
     for k, category, own_area in objects:
@@ -174,7 +183,13 @@ def generate_image(seed: int, index: int) -> tuple[Image.Image, list[dict]]:
         annotations.append({"category_id": category + 1, "bbox": [x0, y0, x1 - x0, y1 - y0], "area": area})
     noise = rng.normal(0, 3, size=canvas.shape).astype(np.float32)
     image = Image.fromarray((canvas + noise).clip(0, 255).astype(np.uint8), "RGB")
-    return image, annotations
+    return RenderedImage(image, annotations, class_map)
+
+
+def generate_image(seed: int, index: int) -> tuple[Image.Image, list[dict]]:
+    """Render image `index` of the split with seed `seed`: (RGB image, [{category_id, bbox, area}])."""
+    rendered = render_image(seed, index)
+    return rendered.image, rendered.annotations
 
 
 # --- a whole split ------------------------------------------------------------------------------------

@@ -1,27 +1,43 @@
-"""Train the built-in small DETR or Deformable DETR on the generated `shapes-train` split.
+"""Train the built-in small DETR or Deformable DETR on generated `shapes` images (docs/models.md).
 
-    python scripts/train_small.py --family detr --out runs/detr-small --steps 8000
-    python scripts/train_small.py --family deformable-detr --out runs/deformable-detr-small --steps 6000
+    python scripts/train_small.py --family detr --out runs/train/detr-small
+    python scripts/train_small.py --family deformable-detr --out runs/train/deformable-detr-small
 
-Writes a Hugging Face folder (config.json, model.safetensors, preprocessor_config.json) plus the loss
-curve (training_log.csv), replaced whole at every checkpoint so that an interrupted run leaves the last
-complete one. Seeded: the same command on the same software gives the same curve.
+Two phases, one schedule:
+1. backbone pretraining (`--pretrain-steps`): the ResNet learns the generator's per-pixel class map
+   through a small segmentation head at each feature stride; the head is discarded afterwards;
+2. detection (`--steps`): the whole model, with transformers' own Hungarian losses on every decoder
+   layer, Group DETR query groups (training only: group 0 is the saved query set) and the segmentation
+   loss kept as an auxiliary term.
+
+Every parameter trains; the script refuses to start if one is frozen. Training images are rendered on
+the fly from the `shapes-train` seed (image i of step s is index s * batch + i), so there is no epoch and
+no image is seen twice; `shapes-val` and any other seed stay unseen. The saved weights are an exponential
+moving average. Writes a Hugging Face folder (config.json, model.safetensors, preprocessor_config.json,
+training_log.csv), replaced whole at every checkpoint, and the resumable state `<out>.state.pt`:
+`--resume` continues from it after an interruption. Seeded: the same command on the same software gives
+the same curve.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import io
 import json
 import math
 import sys
 import time
+import types
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
+from torch.nn import functional as F
 from tqdm import tqdm
 from transformers import (
     DeformableDetrConfig,
@@ -31,13 +47,18 @@ from transformers import (
     PretrainedConfig,
 )
 
-from gsmlp.data.shapes import CATEGORIES, ensure_split
-from gsmlp.io import atomic_directory
+from gsmlp.data.shapes import CATEGORIES, SPLITS, render_image
+from gsmlp.io import atomic_directory, atomic_path
 from gsmlp.model.configs import _common, _resnet
+from gsmlp.model.padding import make_padding_invariant
+from gsmlp.model.processing import PreprocessConfig, preprocess
 
-IMAGE_MEAN = [0.485, 0.456, 0.406]
-IMAGE_STD = [0.229, 0.224, 0.225]
 NUM_LABELS = len(CATEGORIES) + 1  # class index == category id (1..K); index 0 is never a target
+IGNORE = 255  # class-map value of padded pixels
+# The generator draws images 160-320 px a side with objects from 16 px across: scaling the longer side to
+# 320 never shrinks an image, so the smallest objects keep at least one stride-16 token.
+PREPROCESS = PreprocessConfig(shortest_edge=320, longest_edge=320)
+MODEL_CLASSES = {"detr": DetrForObjectDetection, "deformable-detr": DeformableDetrForObjectDetection}
 
 
 def small_config(family: str) -> PretrainedConfig:
@@ -70,174 +91,432 @@ def small_config(family: str) -> PretrainedConfig:
             decoder_ffn_dim=512,
             num_queries=50,
             disable_custom_kernels=True,
+            with_box_refine=True,
+            class_cost=2,
         )
     raise SystemExit(f"unknown family {family!r}: choose detr or deformable-detr")
 
 
-MODEL_CLASSES = {"detr": DetrForObjectDetection, "deformable-detr": DeformableDetrForObjectDetection}
+# --- data -------------------------------------------------------------------------------------------
 
 
-class ShapesTrainingSet:
-    """Images resized as the preprocessor config says, with DETR targets (cxcywh, normalised)."""
-
-    def __init__(self, folder: Path, shortest: int, longest: int) -> None:
-        document = json.loads((folder / "annotations.json").read_text())
-        self.folder = folder
-        self.images = document["images"]
-        self.boxes: dict[int, list] = {img["id"]: [] for img in self.images}
-        for ann in document["annotations"]:
-            self.boxes[ann["image_id"]].append((ann["category_id"], ann["bbox"]))
-        self.shortest, self.longest = shortest, longest
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def resized_size(self, width: int, height: int) -> tuple[int, int]:
-        scale = self.shortest / min(width, height)
-        if max(width, height) * scale > self.longest:
-            scale = self.longest / max(width, height)
-        return round(width * scale), round(height * scale)
-
-    def item(self, index: int, flip: bool) -> tuple[torch.Tensor, dict]:
-        record = self.images[index]
-        image = Image.open(self.folder / "images" / record["file_name"]).convert("RGB")
-        width, height = image.size
-        image = image.resize(self.resized_size(width, height), Image.BILINEAR)
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        pixels = (pixels - torch.tensor(IMAGE_MEAN)[:, None, None]) / torch.tensor(IMAGE_STD)[:, None, None]
-        labels, boxes = [], []
-        for category, (x, y, w, h) in self.boxes[record["id"]]:
-            cx = (x + w / 2) / width
-            labels.append(category)
-            boxes.append([1 - cx if flip else cx, (y + h / 2) / height, w / width, h / height])
-        if flip:
-            pixels = pixels.flip(-1)
-        target = {
-            "class_labels": torch.tensor(labels, dtype=torch.long),
-            "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-        }
-        return pixels, target
+@dataclass
+class TrainingBatch:
+    pixel_values: torch.Tensor
+    pixel_mask: torch.Tensor
+    labels: list[dict]  # transformers' DETR targets: class_labels, boxes (cx, cy, w, h relative)
+    class_maps: torch.Tensor  # [B, H, W] int64 category per pixel, IGNORE where padded
 
 
-def collate(items: list[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
-    height = max(p.shape[1] for p, _ in items)
-    width = max(p.shape[2] for p, _ in items)
-    pixel_values = torch.zeros(len(items), 3, height, width)
-    pixel_mask = torch.zeros(len(items), height, width, dtype=torch.long)
-    for i, (pixels, _) in enumerate(items):
-        pixel_values[i, :, : pixels.shape[1], : pixels.shape[2]] = pixels
-        pixel_mask[i, : pixels.shape[1], : pixels.shape[2]] = 1
-    return pixel_values, pixel_mask, [t for _, t in items]
+def _flipped(rendered, flip: bool) -> tuple[Image.Image, np.ndarray, list]:
+    boxes = [(a["category_id"], a["bbox"]) for a in rendered.annotations]
+    if not flip:
+        return rendered.image, rendered.class_map, boxes
+    width = rendered.image.width
+    mirrored = [(c, [width - x - w, y, w, h]) for c, (x, y, w, h) in boxes]
+    return rendered.image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), rendered.class_map[:, ::-1], mirrored
 
 
-def learning_rate(step: int, args: argparse.Namespace) -> float:
-    """Linear warm-up, then constant, then one x0.1 drop (DETR's schedule, compressed)."""
-    if step < args.warmup:
-        return args.lr * (step + 1) / args.warmup
-    return args.lr * (0.1 if step >= args.lr_drop else 1.0)
+def _target(boxes: list, width: int, height: int) -> dict:
+    labels = [category for category, _ in boxes]
+    relative = [[(x + w / 2) / width, (y + h / 2) / height, w / width, h / height] for _, (x, y, w, h) in boxes]
+    return {
+        "class_labels": torch.tensor(labels, dtype=torch.long),
+        "boxes": torch.tensor(relative, dtype=torch.float32).reshape(-1, 4),
+    }
 
 
-def trainable_batch_norms(model: torch.nn.Module) -> None:
+def training_batch(seed: int, indices: list[int], config: PreprocessConfig) -> TrainingBatch:
+    """Render, flip (per image, seeded) and preprocess exactly as evaluation does (gsmlp's preprocess)."""
+    images, maps, labels = [], [], []
+    for index in indices:
+        flip = bool(np.random.default_rng([seed, index, 1]).random() < 0.5)
+        image, class_map, boxes = _flipped(render_image(seed, index), flip)
+        images.append(image)
+        maps.append(class_map)
+        labels.append(_target(boxes, image.width, image.height))
+    batch = preprocess(images, config)
+    class_maps = torch.full(batch.pixel_mask.shape, IGNORE, dtype=torch.long)
+    for row, (class_map, (height, width)) in enumerate(zip(maps, batch.resized_sizes, strict=True)):
+        resized = Image.fromarray(np.ascontiguousarray(class_map)).resize((width, height), Image.NEAREST)
+        class_maps[row, :height, :width] = torch.from_numpy(np.asarray(resized, dtype=np.int64))
+    return TrainingBatch(batch.pixel_values, batch.pixel_mask, labels, class_maps)
+
+
+# --- training-only heads: segmentation and query groups ---------------------------------------------
+
+
+class SegmentationHeads(nn.Module):
+    """One small per-pixel classifier on each backbone output; discarded after training."""
+
+    def __init__(self, channels: list[int]) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, NUM_LABELS, 1))
+            for c in channels
+        )
+
+    def loss(self, features: list[torch.Tensor], class_maps: torch.Tensor) -> torch.Tensor:
+        """Soft cross-entropy against each cell's class fractions, over the cells that are not padding."""
+        onehot = F.one_hot(class_maps.clamp(max=NUM_LABELS - 1), NUM_LABELS).permute(0, 3, 1, 2).float()
+        valid = (class_maps != IGNORE).float()[:, None]
+        total = features[0].new_zeros(())
+        for head, feature in zip(self.heads, features, strict=True):
+            logits = head(feature)
+            size = logits.shape[-2:]
+            weight = F.adaptive_avg_pool2d(valid, size)
+            fractions = F.adaptive_avg_pool2d(onehot * valid, size) / weight.clamp(min=1e-6)
+            per_cell = -(fractions * F.log_softmax(logits, 1)).sum(1, keepdim=True)
+            total = total + (per_cell * weight).sum() / weight.sum().clamp(min=1)
+        return total / len(self.heads)
+
+
+_QUERY_ARGS = ("inputs_embeds", "object_queries_position_embeddings", "reference_points")
+_MEMORY_ARGS = ("encoder_hidden_states", "encoder_attention_mask", "spatial_position_embeddings", "valid_ratios")
+
+
+def _grouped_decoder(forward, groups: int, family: str):
+    """Wrap the decoder's forward: K query groups run as K x the batch, so no group sees another."""
+
+    def run(**kwargs):
+        batch, total = kwargs["inputs_embeds"].shape[:2]
+        queries = total // groups
+        for name in _QUERY_ARGS:
+            if kwargs.get(name) is not None:
+                value = kwargs[name]
+                kwargs[name] = value.reshape(batch * groups, queries, *value.shape[2:])
+        for name in _MEMORY_ARGS:
+            if kwargs.get(name) is not None:
+                kwargs[name] = kwargs[name].repeat_interleave(groups, 0)
+        out = forward(**kwargs)
+        out.last_hidden_state = out.last_hidden_state.reshape(batch, total, -1)
+        layer_first = family == "detr"  # DETR stacks layers first, Deformable DETR after the batch
+        for name in ("intermediate_hidden_states", "intermediate_reference_points"):
+            value = getattr(out, name, None)
+            if value is None:
+                continue
+            if layer_first:
+                value = value.reshape(value.shape[0], batch, total, -1)
+            else:
+                value = value.reshape(batch, groups, *value.shape[1:])
+                value = value.transpose(1, 2).reshape(batch, value.shape[2], total, -1)
+            setattr(out, name, value)
+        return out
+
+    return run
+
+
+def _grouped_loss(loss_function, groups: int):
+    """transformers' loss, one-to-one matching inside each query group; the groups' mean."""
+
+    def run(logits, labels, device, pred_boxes, config, outputs_class=None, outputs_coord=None, **kwargs):
+        total, first = 0.0, None
+        for g, (lo, bo) in enumerate(zip(logits.chunk(groups, 1), pred_boxes.chunk(groups, 1), strict=True)):
+            aux_c = outputs_class.chunk(groups, 2)[g] if outputs_class is not None else None
+            aux_b = outputs_coord.chunk(groups, 2)[g] if outputs_coord is not None else None
+            loss, loss_dict, aux = loss_function(lo, labels, device, bo, config, aux_c, aux_b, **kwargs)
+            total = total + loss / groups
+            first = first or (loss_dict, aux)
+        return total, first[0], first[1]
+
+    return run
+
+
+def install_query_groups(model: nn.Module, family: str, groups: int) -> None:
+    """Group DETR: K x the query embeddings (group 0 = the model's own), matched group by group."""
+    if groups == 1:
+        return
+    core = model.model
+    own = core.query_position_embeddings.weight.data
+    extra = torch.randn(groups - 1, *own.shape) * own.std()
+    core.query_position_embeddings = nn.Embedding.from_pretrained(
+        torch.cat([own, extra.flatten(0, 1)]), freeze=False
+    )
+    model.config.num_queries = own.shape[0] * groups
+    core.decoder.forward = _grouped_decoder(core.decoder.forward, groups, family)
+    model.loss_function = _grouped_loss(type(model).loss_function.fget(model), groups)
+
+
+# --- the model being trained ------------------------------------------------------------------------
+
+
+def trainable_batch_norms(model: nn.Module) -> None:
     """Swap transformers' frozen BatchNorms for trainable ones (in place).
 
     The frozen ones exist to keep ImageNet statistics; from scratch they are identities, and a backbone
     with no normalisation trains far slower. Both hold weight/bias/running_mean/running_var, so the
-    trained statistics load back into the frozen layout unchanged (see `frozen_copy`).
+    trained statistics load back into the frozen layout unchanged (see `stock_model`).
     """
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if type(child).__name__.endswith("FrozenBatchNorm2d"):
-                setattr(module, child_name, torch.nn.BatchNorm2d(child.weight.shape[0]))
+                setattr(module, child_name, nn.BatchNorm2d(child.weight.shape[0]))
 
 
-def frozen_copy(model: torch.nn.Module, family: str) -> torch.nn.Module:
-    """The stock transformers model (frozen BatchNorms) holding the trained weights and statistics."""
-    stock = MODEL_CLASSES[family](model.config)
-    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+def unfreeze_all(model: nn.Module) -> None:
+    """Train every parameter, then prove it.
+
+    transformers' DETR backbone wrappers freeze each ResNet parameter whose name lacks `stage.1`,
+    `stage.2` or `stage.3`, and transformers' own ResNet names its stages `encoder.stages.N`: left
+    alone, the whole backbone would stay at its random initialisation.
+    """
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    frozen = [name for name, parameter in model.named_parameters() if not parameter.requires_grad]
+    if frozen:
+        raise SystemExit(f"refusing to train: {len(frozen)} parameters are frozen, e.g. {frozen[:3]}")
+
+
+def init_deformable_heads(model: nn.Module) -> None:
+    """Deformable DETR's own head initialisation: a 1 % prior on every class, boxes from the reference."""
+    prior = -math.log((1 - 0.01) / 0.01)
+    for head in model.class_embed:
+        nn.init.constant_(head.bias, prior)
+    for heads in (model.bbox_embed, model.model.decoder.bbox_embed):
+        for head in heads or []:
+            nn.init.zeros_(head.layers[-1].weight)
+            nn.init.zeros_(head.layers[-1].bias)
+        if heads is not None:
+            nn.init.constant_(heads[0].layers[-1].bias[2:], -2.0)
+
+
+def build_training_model(family: str, config: PretrainedConfig, groups: int) -> nn.Module:
+    model = MODEL_CLASSES[family](config)
+    if family == "deformable-detr":
+        init_deformable_heads(model)
+    trainable_batch_norms(model)
+    model.eval()  # the padding fix probes the backbone once; eval keeps BatchNorm statistics clean
+    make_padding_invariant(model)
+    install_query_groups(model, family, groups)
+    unfreeze_all(model)
+    return model.train()
+
+
+def backbone_channels(model: nn.Module) -> list[int]:
+    return list(model.model.backbone.intermediate_channel_sizes)
+
+
+def parameter_groups(model: nn.Module, heads: nn.Module, lr: float) -> list[dict]:
+    """x0.1 lr on Deformable DETR's sampling offsets and reference points, as in its paper."""
+    slow, normal = [], []
+    for name, parameter in model.named_parameters():
+        (slow if "sampling_offsets" in name or "reference_points" in name else normal).append(parameter)
+    normal += list(heads.parameters())
+    return [{"params": normal, "lr_scale": 1.0}, {"params": slow, "lr_scale": 0.1}]
+
+
+class WeightAverage:
+    """Exponential moving average of every parameter and buffer (what the checkpoint holds)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for key, value in model.state_dict().items():
+            if value.dtype.is_floating_point:
+                self.state[key].mul_(decay).add_(value.detach(), alpha=1 - decay)
+            else:
+                self.state[key].copy_(value)
+
+
+def stock_model(state: dict, family: str, config: PretrainedConfig, groups: int) -> nn.Module:
+    """The stock transformers model (frozen BatchNorms, group 0's queries) holding `state`."""
+    config = copy.deepcopy(config)
+    config.num_queries //= groups
+    stock = MODEL_CLASSES[family](config)
+    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    key = "model.query_position_embeddings.weight"
+    state[key] = state[key][: config.num_queries]
     stock.load_state_dict(state, strict=True)
     return stock
 
 
-def save_checkpoint(model, args: argparse.Namespace, log_rows: list[dict]) -> None:
-    with atomic_directory(args.out) as tmp:
-        frozen_copy(model, args.family).save_pretrained(tmp)
-        preprocessor = {
-            "size": {"shortest_edge": args.shortest_edge, "longest_edge": args.longest_edge},
-            "image_mean": IMAGE_MEAN,
-            "image_std": IMAGE_STD,
-        }
-        (tmp / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
+# --- schedule, checkpoints, evaluation --------------------------------------------------------------
+
+
+def learning_rate(step: int, args: argparse.Namespace) -> float:
+    """Warm-up at the start of each phase, constant, then one x0.1 drop (DETR's schedule, compressed)."""
+    phase_start = 0 if step < args.pretrain_steps else args.pretrain_steps
+    if step - phase_start < args.warmup:
+        return args.lr * (step - phase_start + 1) / args.warmup
+    return args.lr * (0.1 if step >= args.pretrain_steps + args.lr_drop else 1.0)
+
+
+def write_model_folder(out: Path, stock: nn.Module, log_rows: list[dict]) -> None:
+    with atomic_directory(out) as tmp:
+        stock.save_pretrained(tmp)
+        PREPROCESS.save(tmp / "preprocessor_config.json")
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(log_rows[0]))
+        writer = csv.DictWriter(buffer, fieldnames=sorted({k for row in log_rows for k in row}, key=_column))
         writer.writeheader()
         writer.writerows(log_rows)
         (tmp / "training_log.csv").write_text(buffer.getvalue())
 
 
+def _column(name: str) -> tuple:
+    order = ["step", "phase", "loss", "seg_loss", "lr", "seconds", "val_AP", "val_AP50"]
+    return (order.index(name) if name in order else len(order), name)
+
+
+def evaluate_folder(folder: Path, images: int) -> dict:
+    """COCO metrics of the saved folder on the first `images` of shapes-val, as `gsmlp eval` computes."""
+    from gsmlp.data.coco import resolve_dataset
+    from gsmlp.data.evaluate import coco_metrics, detect
+    from gsmlp.model.loaders import load_detector
+
+    detector = load_detector(folder)
+    dataset = resolve_dataset("shapes-val")
+    detections, _ = detect(detector, dataset, batch_size=8, limit=images, desc="mid-run eval")
+    return coco_metrics(dataset, detections)
+
+
+def state_path(args: argparse.Namespace) -> Path:
+    return args.out.parent / f"{args.out.name}.state.pt"
+
+
+def save_state(args, step, model, heads, optimizer, average, log_rows) -> None:
+    state = {
+        "step": step,
+        "args": vars(args),
+        "model": model.state_dict(),
+        "heads": heads.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "average": average.state,
+        "log_rows": log_rows,
+    }
+    with atomic_path(state_path(args)) as tmp:
+        torch.save(state, tmp)
+
+
+# --- the loop ----------------------------------------------------------------------------------------
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", required=True, choices=sorted(MODEL_CLASSES))
     parser.add_argument("--out", type=Path, required=True, help="output folder (replaced at each checkpoint)")
-    parser.add_argument("--steps", type=int, default=8000)
-    parser.add_argument("--lr-drop", type=int, default=None, help="step of the x0.1 drop (default: 80%%)")
+    parser.add_argument("--steps", type=int, default=12000, help="detection steps (default 12000)")
+    parser.add_argument("--pretrain-steps", type=int, default=800, help="backbone pretraining steps")
+    parser.add_argument("--lr-drop", type=int, default=None, help="detection step of the x0.1 drop (default 85%%)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--shortest-edge", type=int, default=160)
-    parser.add_argument("--longest-edge", type=int, default=256)
+    parser.add_argument("--warmup", type=int, default=200, help="warm-up steps at the start of each phase")
+    parser.add_argument("--groups", type=int, default=4, help="Group DETR query groups while training")
+    parser.add_argument("--seg-weight", type=float, default=1.0, help="weight of the auxiliary class-map loss")
+    parser.add_argument("--ema", type=float, default=0.999, help="weight-average decay per step")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--save-every", type=int, default=500)
+    parser.add_argument("--eval-every", type=int, default=2000, help="mid-run eval on 100 shapes-val images")
     parser.add_argument("--log-every", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=SPLITS["shapes-train"].seed, help="image stream seed")
+    parser.add_argument("--overfit-batch", action="store_true", help="repeat the first batch (a sanity check)")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
     args = parser.parse_args(argv)
     if args.lr_drop is None:
-        args.lr_drop = int(0.8 * args.steps)
+        args.lr_drop = int(0.85 * args.steps)
+    if args.seed in {spec.seed for name, spec in SPLITS.items() if name != "shapes-train"}:
+        parser.error(f"--seed {args.seed} is an evaluation split's seed; training must not see it")
     return args
+
+
+@dataclass
+class Trainer:
+    args: argparse.Namespace
+    model: nn.Module
+    heads: SegmentationHeads
+    optimizer: torch.optim.Optimizer
+    average: WeightAverage
+    log_rows: list[dict]
+
+    def step(self, step: int) -> tuple[float, float]:
+        args = self.args
+        first = 0 if args.overfit_batch else step * args.batch_size
+        batch = training_batch(args.seed, list(range(first, first + args.batch_size)), PREPROCESS)
+        lr = learning_rate(step, args)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        core = self.model.model
+        if step < args.pretrain_steps:
+            features = [f for f, _ in core.backbone(batch.pixel_values, batch.pixel_mask)]
+            seg = self.heads.loss(features, batch.class_maps)
+            detection = seg.new_zeros(())
+        else:
+            captured = []
+            handle = core.backbone.register_forward_hook(lambda _m, _i, out: captured.append(out))
+            try:
+                detection = self.model(
+                    pixel_values=batch.pixel_values, pixel_mask=batch.pixel_mask, labels=batch.labels
+                ).loss
+            finally:
+                handle.remove()
+            seg = self.heads.loss([f for f, _ in captured[0]], batch.class_maps)
+        loss = detection + args.seg_weight * seg
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 0.1)
+        self.optimizer.step()
+        self.average.update(self.model, step)
+        if not math.isfinite(loss.item()):
+            raise SystemExit(f"loss became {loss.item()} at step {step}; lower --lr")
+        return detection.item(), seg.item()
+
+
+def make_trainer(args: argparse.Namespace, config: PretrainedConfig | None = None) -> tuple[Trainer, int]:
+    """The model, heads, optimizer and weight average, restored from `<out>.state.pt` with --resume."""
+    torch.manual_seed(0)
+    model = build_training_model(args.family, config or small_config(args.family), args.groups)
+    heads = SegmentationHeads(backbone_channels(model))
+    optimizer = torch.optim.AdamW(parameter_groups(model, heads, args.lr), lr=args.lr, weight_decay=1e-4)
+    average = WeightAverage(model, args.ema)
+    trainer = Trainer(args, model, heads, optimizer, average, [])
+    if not args.resume:
+        return trainer, 0
+    path = state_path(args)
+    if not path.is_file():
+        raise SystemExit(f"--resume: no training state at {path}")
+    state = torch.load(path, weights_only=False)
+    model.load_state_dict(state["model"])
+    heads.load_state_dict(state["heads"])
+    optimizer.load_state_dict(state["optimizer"])
+    average.state = state["average"]
+    trainer.log_rows = state["log_rows"]
+    return trainer, state["step"]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    dataset = ShapesTrainingSet(ensure_split("shapes-train"), args.shortest_edge, args.longest_edge)
-    model = MODEL_CLASSES[args.family](small_config(args.family))
-    trainable_batch_norms(model)
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    log_rows: list[dict] = []
-    order = np.array([], dtype=np.int64)
-    running, started = [], time.time()
-    for step in tqdm(range(args.steps), desc=f"training {args.family}", unit="step", mininterval=5):
-        if len(order) < args.batch_size:
-            order = np.concatenate([order, rng.permutation(len(dataset))])
-        batch_indices, order = order[: args.batch_size], order[args.batch_size :]
-        items = [dataset.item(int(i), flip=bool(rng.random() < 0.5)) for i in batch_indices]
-        pixel_values, pixel_mask, labels = collate(items)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args)
-        loss = model(pixel_values=pixel_values, pixel_mask=pixel_mask, labels=labels).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
-        optimizer.step()
-        if not math.isfinite(loss.item()):
-            raise SystemExit(f"loss became {loss.item()} at step {step}; lower --lr")
-        running.append(loss.item())
-        if (step + 1) % args.log_every == 0:
+    trainer, start = make_trainer(args)
+    total = args.pretrain_steps + args.steps
+    running: list[tuple[float, float]] = []
+    started = time.time() - (trainer.log_rows[-1]["seconds"] if trainer.log_rows else 0.0)
+    for step in tqdm(range(start, total), desc=f"training {args.family}", unit="step", mininterval=10):
+        running.append(trainer.step(step))
+        done = step + 1
+        if done % args.log_every == 0:
             row = {
-                "step": step + 1,
-                "loss": round(float(np.mean(running)), 5),
+                "step": done,
+                "phase": "backbone" if step < args.pretrain_steps else "detection",
+                "loss": round(float(np.mean([d for d, _ in running])), 5),
+                "seg_loss": round(float(np.mean([s for _, s in running])), 5),
                 "lr": learning_rate(step, args),
                 "seconds": round(time.time() - started, 1),
             }
-            log_rows.append(row)
+            trainer.log_rows.append(row)
             running = []
             print(json.dumps(row), flush=True)
-        if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
-            save_checkpoint(model, args, log_rows)
+        if done % args.save_every == 0 or done == total:
+            stock = stock_model(trainer.average.state, args.family, trainer.model.config, args.groups)
+            if done % args.eval_every == 0 and step >= args.pretrain_steps and trainer.log_rows:
+                write_model_folder(args.out, stock, trainer.log_rows)
+                metrics = evaluate_folder(args.out, 100)
+                trainer.log_rows[-1].update(val_AP=round(metrics["AP"], 2), val_AP50=round(metrics["AP50"], 2))
+                print(json.dumps({"step": done, "val100": metrics}), flush=True)
+            write_model_folder(args.out, stock, trainer.log_rows)
+            save_state(args, done, trainer.model, trainer.heads, trainer.optimizer, trainer.average, trainer.log_rows)
     return 0
 
 
