@@ -50,6 +50,8 @@ class SplitSpec:
 SPLITS: dict[str, SplitSpec] = {
     "shapes-train": SplitSpec("shapes-train", 4000, seed=1),
     "shapes-val": SplitSpec("shapes-val", 400, seed=2),
+    # Never used for choices while training: the check that shapes-val scores carry to unseen images.
+    "shapes-test": SplitSpec("shapes-test", 400, seed=3),
 }
 
 

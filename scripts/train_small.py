@@ -254,7 +254,7 @@ def trainable_batch_norms(model: nn.Module) -> None:
 
 
 def unfreeze_all(model: nn.Module) -> None:
-    """Train every parameter, then prove it.
+    """Train every parameter.
 
     transformers' DETR backbone wrappers freeze each ResNet parameter whose name lacks `stage.1`,
     `stage.2` or `stage.3`, and transformers' own ResNet names its stages `encoder.stages.N`: left
@@ -262,9 +262,19 @@ def unfreeze_all(model: nn.Module) -> None:
     """
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    frozen = [name for name, parameter in model.named_parameters() if not parameter.requires_grad]
-    if frozen:
-        raise SystemExit(f"refusing to train: {len(frozen)} parameters are frozen, e.g. {frozen[:3]}")
+
+
+def require_all_trained(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Refuse to start unless every parameter of the model requires grad and is in the optimizer."""
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    untrained = [
+        name for name, p in model.named_parameters() if not p.requires_grad or id(p) not in optimized
+    ]
+    if untrained:
+        raise SystemExit(
+            f"refusing to train: {len(untrained)} parameters would stay at their initial values "
+            f"(frozen or not optimised), e.g. {', '.join(untrained[:3])}"
+        )
 
 
 def init_deformable_heads(model: nn.Module) -> None:
@@ -470,6 +480,7 @@ def make_trainer(args: argparse.Namespace, config: PretrainedConfig | None = Non
     model = build_training_model(args.family, config or small_config(args.family), args.groups)
     heads = SegmentationHeads(backbone_channels(model))
     optimizer = torch.optim.AdamW(parameter_groups(model, heads, args.lr), lr=args.lr, weight_decay=1e-4)
+    require_all_trained(model, optimizer)
     average = WeightAverage(model, args.ema)
     trainer = Trainer(args, model, heads, optimizer, average, [])
     if not args.resume:

@@ -78,3 +78,17 @@ def test_half_written_split_is_not_taken_as_complete(tmp_path: Path, monkeypatch
         write_split(SplitSpec("shapes-val", 3, seed=1), folder, show_progress=False)
     assert not folder.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_class_map_shows_each_annotated_object_inside_its_box() -> None:
+    from gsmlp.data.shapes import render_image
+
+    rendered = render_image(7, 3)
+    image, annotations = generate_image(7, 3)
+    assert np.array_equal(np.asarray(rendered.image), np.asarray(image))
+    assert rendered.annotations == annotations and annotations
+    assert rendered.class_map.shape == (image.height, image.width)
+    for ann in annotations:
+        x, y, w, h = ann["bbox"]
+        inside = rendered.class_map[y : y + h, x : x + w]
+        assert (inside == ann["category_id"]).sum() == ann["area"]
