@@ -29,7 +29,6 @@ import json
 import math
 import sys
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +118,9 @@ def _flipped(rendered, flip: bool) -> tuple[Image.Image, np.ndarray, list]:
 
 def _target(boxes: list, width: int, height: int) -> dict:
     labels = [category for category, _ in boxes]
-    relative = [[(x + w / 2) / width, (y + h / 2) / height, w / width, h / height] for _, (x, y, w, h) in boxes]
+    relative = [
+        [(x + w / 2) / width, (y + h / 2) / height, w / width, h / height] for _, (x, y, w, h) in boxes
+    ]
     return {
         "class_labels": torch.tensor(labels, dtype=torch.long),
         "boxes": torch.tensor(relative, dtype=torch.float32).reshape(-1, 4),
@@ -158,21 +159,113 @@ class SegmentationHeads(nn.Module):
 
     def loss(self, features: list[torch.Tensor], class_maps: torch.Tensor) -> torch.Tensor:
         """Soft cross-entropy against each cell's class fractions, over the cells that are not padding."""
-        onehot = F.one_hot(class_maps.clamp(max=NUM_LABELS - 1), NUM_LABELS).permute(0, 3, 1, 2).float()
-        valid = (class_maps != IGNORE).float()[:, None]
         total = features[0].new_zeros(())
         for head, feature in zip(self.heads, features, strict=True):
-            logits = head(feature)
-            size = logits.shape[-2:]
-            weight = F.adaptive_avg_pool2d(valid, size)
-            fractions = F.adaptive_avg_pool2d(onehot * valid, size) / weight.clamp(min=1e-6)
-            per_cell = -(fractions * F.log_softmax(logits, 1)).sum(1, keepdim=True)
-            total = total + (per_cell * weight).sum() / weight.sum().clamp(min=1)
+            total = total + self.soft_cross_entropy(head(feature), class_maps)
         return total / len(self.heads)
+
+    @staticmethod
+    def soft_cross_entropy(logits: torch.Tensor, class_maps: torch.Tensor) -> torch.Tensor:
+        counts = _cell_class_counts(class_maps, logits.shape[-2:])
+        valid = counts[:, :NUM_LABELS].sum(1, keepdim=True)
+        fractions = counts[:, :NUM_LABELS] / valid.clamp(min=1)
+        per_cell = -(fractions * F.log_softmax(logits, 1)).sum(1, keepdim=True)
+        return (per_cell * valid).sum() / valid.sum().clamp(min=1)
+
+
+def _cell_class_counts(class_maps: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """[B, NUM_LABELS + 1, h, w] pixel counts per class in each feature cell; the last bin is padding.
+
+    One bincount over the pixels: a one-hot map at full resolution cost a tenth of a training step.
+    """
+    batch, height, width = class_maps.shape
+    rows, cols = size
+    stride_y, stride_x = -(-height // rows), -(-width // cols)
+    cell_y = torch.arange(height) // stride_y
+    cell_x = torch.arange(width) // stride_x
+    cell = (cell_y[:, None] * cols + cell_x[None, :]).expand(batch, -1, -1)
+    image = torch.arange(batch)[:, None, None] * (rows * cols)
+    bins = NUM_LABELS + 1
+    label = class_maps.clamp(max=NUM_LABELS)  # IGNORE -> the padding bin
+    flat = ((image + cell) * bins + label).flatten()
+    counts = torch.bincount(flat, minlength=batch * rows * cols * bins).float()
+    return counts.view(batch, rows, cols, bins).permute(0, 3, 1, 2)
+
+
+class EncoderClassHead(nn.Module):
+    """The class map, read from the encoder's stride-16 tokens: encoder memory that names what is where
+    gives the decoder's cross-attention something to find (training only; discarded)."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.classifier = nn.Linear(d_model, NUM_LABELS)
+
+    def loss(self, memory: torch.Tensor, size: torch.Size, class_maps: torch.Tensor) -> torch.Tensor:
+        rows, cols = size
+        tokens = memory[:, : rows * cols].reshape(memory.shape[0], rows, cols, -1)
+        logits = self.classifier(tokens).permute(0, 3, 1, 2)
+        return SegmentationHeads.soft_cross_entropy(logits, class_maps)
+
+
+class AttentionGuidance:
+    """DETR's cross-attention pulled onto each matched object (training only; the model is unchanged).
+
+    DETR's queries carry no location: its decoder must learn where to look from the loss alone, and a
+    from-scratch detr-small sat on the "no object + average box" plateau (loss ~15.5) for thousands of
+    steps while deformable-detr-small, whose queries have reference points, did not. For every query that
+    the Hungarian matcher gives an object, -log(attention mass inside the object's box), averaged over
+    heads and decoder layers.
+    """
+
+    def __init__(self, model: nn.Module, groups: int) -> None:
+        from transformers.loss.loss_for_object_detection import HungarianMatcher
+
+        config = model.config
+        self.matcher = HungarianMatcher(config.class_cost, config.bbox_cost, config.giou_cost)
+        self.groups = groups
+        self.maps: list[torch.Tensor] = []
+        model.set_attn_implementation("eager")  # sdpa returns no attention weights
+        for layer in model.model.decoder.layers:
+            layer.encoder_attn.register_forward_hook(lambda _m, _i, out: self.maps.append(out[1]))
+
+    def loss(self, out, labels: list[dict], pixel_mask: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        attention = torch.stack(self.maps).mean((0, 2))  # [B * K, Q, rows * cols]
+        self.maps.clear()
+        queries = attention.shape[1]
+        inside_by_image = [_box_cells(t["boxes"], m, size) for t, m in zip(labels, pixel_mask, strict=True)]
+        total, count = attention.new_zeros(()), 0
+        for g in range(self.groups):
+            part = slice(g * queries, (g + 1) * queries)
+            found = {"logits": out.logits[:, part].detach(), "pred_boxes": out.pred_boxes[:, part].detach()}
+            for b, (query, target) in enumerate(self.matcher(found, labels)):
+                if len(query):
+                    mass = (attention[b * self.groups + g, query] * inside_by_image[b][target]).sum(-1)
+                    total = total - mass.clamp(min=1e-6).log().sum()
+                    count += len(query)
+        return total / max(count, 1)
+
+
+def _box_cells(boxes: torch.Tensor, pixel_mask: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """[N, rows * cols] 1 for the feature cells that a box (relative cx, cy, w, h) overlaps."""
+    rows, cols = size
+    stride_y, stride_x = pixel_mask.shape[0] / rows, pixel_mask.shape[1] / cols
+    height, width = float(pixel_mask[:, 0].sum()), float(pixel_mask[0].sum())
+    cx, cy, w, h = (boxes * torch.tensor([width, height, width, height])).unbind(-1)
+    y = (torch.arange(rows) + 0.5) * stride_y
+    x = (torch.arange(cols) + 0.5) * stride_x
+    # a cell counts when its centre is inside the box, or it holds the box centre (tiny boxes)
+    in_y = (y[None] - cy[:, None]).abs() <= (h[:, None] / 2).clamp(min=stride_y / 2)
+    in_x = (x[None] - cx[:, None]).abs() <= (w[:, None] / 2).clamp(min=stride_x / 2)
+    return (in_y[:, :, None] & in_x[:, None, :]).flatten(1).float()
 
 
 _QUERY_ARGS = ("inputs_embeds", "object_queries_position_embeddings", "reference_points")
-_MEMORY_ARGS = ("encoder_hidden_states", "encoder_attention_mask", "spatial_position_embeddings", "valid_ratios")
+_MEMORY_ARGS = (
+    "encoder_hidden_states",
+    "encoder_attention_mask",
+    "spatial_position_embeddings",
+    "valid_ratios",
+)
 
 
 def _grouped_decoder(forward, groups: int, family: str):
@@ -290,8 +383,29 @@ def init_deformable_heads(model: nn.Module) -> None:
             nn.init.constant_(heads[0].layers[-1].bias[2:], -2.0)
 
 
+def init_detr_like_its_paper(model: nn.Module) -> None:
+    """facebookresearch/detr's initialisation, which transformers does not reproduce.
+
+    transformers draws every Linear and Embedding from N(0, 0.02). DETR's transformer uses Xavier-uniform
+    (about 4x larger at d_model 128) and nn.Embedding's N(0, 1) object queries (50x larger), its heads
+    PyTorch's default Linear. From N(0, 0.02), every query attends alike and decodes alike: measured on
+    detr-small after 5,900 detection steps, the class head still had its initial weight norm, the
+    queries' embeddings a std of 0.056, and the loss sat on the "no object + average box" plateau.
+    """
+    core = model.model
+    for part in (core.encoder, core.decoder):
+        for parameter in part.parameters():
+            if parameter.dim() > 1:
+                nn.init.xavier_uniform_(parameter)
+    nn.init.normal_(core.query_position_embeddings.weight)
+    for layer in (model.class_labels_classifier, *model.bbox_predictor.layers, core.input_projection):
+        layer.reset_parameters()
+
+
 def build_training_model(family: str, config: PretrainedConfig, groups: int) -> nn.Module:
     model = MODEL_CLASSES[family](config)
+    if family == "detr":
+        init_detr_like_its_paper(model)
     if family == "deformable-detr":
         init_deformable_heads(model)
     trainable_batch_norms(model)
@@ -387,12 +501,13 @@ def state_path(args: argparse.Namespace) -> Path:
     return args.out.parent / f"{args.out.name}.state.pt"
 
 
-def save_state(args, step, model, heads, optimizer, average, log_rows) -> None:
+def save_state(args, step, model, heads, encoder_head, optimizer, average, log_rows) -> None:
     state = {
         "step": step,
         "args": vars(args),
         "model": model.state_dict(),
         "heads": heads.state_dict(),
+        "encoder_head": encoder_head.state_dict(),
         "optimizer": optimizer.state_dict(),
         "average": average.state,
         "log_rows": log_rows,
@@ -405,24 +520,48 @@ def save_state(args, step, model, heads, optimizer, average, log_rows) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--family", required=True, choices=sorted(MODEL_CLASSES))
     parser.add_argument("--out", type=Path, required=True, help="output folder (replaced at each checkpoint)")
     parser.add_argument("--steps", type=int, default=12000, help="detection steps (default 12000)")
     parser.add_argument("--pretrain-steps", type=int, default=800, help="backbone pretraining steps")
-    parser.add_argument("--lr-drop", type=int, default=None, help="detection step of the x0.1 drop (default 85%%)")
+    parser.add_argument(
+        "--lr-drop", type=int, default=None, help="detection step of the x0.1 drop (default 85%%)"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--warmup", type=int, default=200, help="warm-up steps at the start of each phase")
     parser.add_argument("--groups", type=int, default=4, help="Group DETR query groups while training")
-    parser.add_argument("--seg-weight", type=float, default=1.0, help="weight of the auxiliary class-map loss")
+    parser.add_argument(
+        "--seg-weight", type=float, default=1.0, help="weight of the auxiliary class-map loss"
+    )
+    parser.add_argument(
+        "--encoder-seg-weight", type=float, default=0.0, help="weight of the class map read from the encoder"
+    )
+    parser.add_argument(
+        "--scale-jitter",
+        type=int,
+        default=0,
+        metavar="MIN",
+        help="draw each batch's longer side from MIN..320 in steps of 32 (default: always 320)",
+    )
+    parser.add_argument(
+        "--attention-guidance",
+        type=float,
+        default=0.0,
+        help="DETR: weight of the loss that pulls each matched query's cross-attention onto its object",
+    )
     parser.add_argument("--ema", type=float, default=0.999, help="weight-average decay per step")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--save-every", type=int, default=500)
     parser.add_argument("--eval-every", type=int, default=2000, help="mid-run eval on 100 shapes-val images")
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--seed", type=int, default=SPLITS["shapes-train"].seed, help="image stream seed")
-    parser.add_argument("--overfit-batch", action="store_true", help="repeat the first batch (a sanity check)")
+    parser.add_argument(
+        "--overfit-batch", action="store_true", help="repeat the first batch (a sanity check)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
     args = parser.parse_args(argv)
     if args.lr_drop is None:
@@ -437,6 +576,8 @@ class Trainer:
     args: argparse.Namespace
     model: nn.Module
     heads: SegmentationHeads
+    encoder_head: EncoderClassHead
+    guidance: AttentionGuidance | None
     optimizer: torch.optim.Optimizer
     average: WeightAverage
     log_rows: list[dict]
@@ -444,7 +585,8 @@ class Trainer:
     def step(self, step: int) -> tuple[float, float]:
         args = self.args
         first = 0 if args.overfit_batch else step * args.batch_size
-        batch = training_batch(args.seed, list(range(first, first + args.batch_size)), PREPROCESS)
+        indices = list(range(first, first + args.batch_size))
+        batch = training_batch(args.seed, indices, batch_preprocess(args, step))
         lr = learning_rate(step, args)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
@@ -457,12 +599,21 @@ class Trainer:
             captured = []
             handle = core.backbone.register_forward_hook(lambda _m, _i, out: captured.append(out))
             try:
-                detection = self.model(
+                out = self.model(
                     pixel_values=batch.pixel_values, pixel_mask=batch.pixel_mask, labels=batch.labels
-                ).loss
+                )
             finally:
                 handle.remove()
-            seg = self.heads.loss([f for f, _ in captured[0]], batch.class_maps)
+            features = [f for f, _ in captured[0]]
+            seg = self.heads.loss(features, batch.class_maps)
+            detection = out.loss
+            if args.encoder_seg_weight:
+                size = features[0].shape[-2:]
+                memory = self.encoder_head.loss(out.encoder_last_hidden_state, size, batch.class_maps)
+                detection = detection + args.encoder_seg_weight * memory
+            if self.guidance is not None:
+                guided = self.guidance.loss(out, batch.labels, batch.pixel_mask, features[-1].shape[-2:])
+                detection = detection + args.attention_guidance * guided
         loss = detection + args.seg_weight * seg
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -479,11 +630,14 @@ def make_trainer(args: argparse.Namespace, config: PretrainedConfig | None = Non
     torch.manual_seed(0)
     model = build_training_model(args.family, config or small_config(args.family), args.groups)
     heads = SegmentationHeads(backbone_channels(model))
+    encoder_head = EncoderClassHead(model.config.d_model)
     optimizer = torch.optim.AdamW(parameter_groups(model, heads, args.lr), lr=args.lr, weight_decay=1e-4)
     require_all_trained(model, optimizer)
     average = WeightAverage(model, args.ema)
-    trainer = Trainer(args, model, heads, optimizer, average, [])
+    guidance = AttentionGuidance(model, args.groups) if args.attention_guidance else None
+    trainer = Trainer(args, model, heads, encoder_head, guidance, optimizer, average, [])
     if not args.resume:
+        _add_encoder_head(optimizer, encoder_head)
         return trainer, 0
     path = state_path(args)
     if not path.is_file():
@@ -491,10 +645,29 @@ def make_trainer(args: argparse.Namespace, config: PretrainedConfig | None = Non
     state = torch.load(path, weights_only=False)
     model.load_state_dict(state["model"])
     heads.load_state_dict(state["heads"])
-    optimizer.load_state_dict(state["optimizer"])
+    if len(state["optimizer"]["param_groups"]) == len(optimizer.param_groups):
+        optimizer.load_state_dict(state["optimizer"])  # a state from before the encoder head existed
+        _add_encoder_head(optimizer, encoder_head)
+    else:
+        _add_encoder_head(optimizer, encoder_head)
+        optimizer.load_state_dict(state["optimizer"])
+        encoder_head.load_state_dict(state["encoder_head"])
     average.state = state["average"]
     trainer.log_rows = state["log_rows"]
     return trainer, state["step"]
+
+
+def _add_encoder_head(optimizer: torch.optim.Optimizer, head: EncoderClassHead) -> None:
+    optimizer.add_param_group({"params": list(head.parameters()), "lr_scale": 1.0})
+
+
+def batch_preprocess(args: argparse.Namespace, step: int) -> PreprocessConfig:
+    """The shipped 320 px, or with --scale-jitter a longer side drawn per batch (DETR's multi-scale)."""
+    if not args.scale_jitter:
+        return PREPROCESS
+    sides = list(range(args.scale_jitter, PREPROCESS.longest_edge + 1, 32))
+    side = sides[int(np.random.default_rng([args.seed, step, 3]).integers(len(sides)))]
+    return PreprocessConfig(shortest_edge=side, longest_edge=side)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -524,10 +697,21 @@ def main(argv: list[str] | None = None) -> int:
             if done % args.eval_every == 0 and step >= args.pretrain_steps and trainer.log_rows:
                 write_model_folder(args.out, stock, trainer.log_rows)
                 metrics = evaluate_folder(args.out, 100)
-                trainer.log_rows[-1].update(val_AP=round(metrics["AP"], 2), val_AP50=round(metrics["AP50"], 2))
+                trainer.log_rows[-1].update(
+                    val_AP=round(metrics["AP"], 2), val_AP50=round(metrics["AP50"], 2)
+                )
                 print(json.dumps({"step": done, "val100": metrics}), flush=True)
             write_model_folder(args.out, stock, trainer.log_rows)
-            save_state(args, done, trainer.model, trainer.heads, trainer.optimizer, trainer.average, trainer.log_rows)
+            save_state(
+                args,
+                done,
+                trainer.model,
+                trainer.heads,
+                trainer.encoder_head,
+                trainer.optimizer,
+                trainer.average,
+                trainer.log_rows,
+            )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""scripts/train_small.py trains what it says: every weight, the backbone included, through detection alone."""
+"""scripts/train_small.py trains what it says: every weight, the backbone included, by detection alone."""
 
 from __future__ import annotations
 
@@ -67,3 +67,13 @@ def test_saved_model_is_stock_with_the_first_query_group(tmp_path, one_torch_thr
 def test_training_images_never_come_from_an_evaluation_seed(tmp_path):
     with pytest.raises(SystemExit):
         train_small.parse_args(["--family", "detr", "--out", str(tmp_path), "--seed", "2"])
+
+
+def test_detr_starts_from_its_papers_initialisation(tmp_path, one_torch_thread):
+    # transformers' N(0, 0.02) everywhere left every query attending and decoding alike (docs/models.md)
+    trainer, _ = _trainer("detr", tmp_path / "out")
+    core = trainer.model.model
+    assert core.query_position_embeddings.weight.std() > 0.5
+    fc1 = core.encoder.layers[0].mlp.fc1.weight
+    bound = (6 / sum(fc1.shape)) ** 0.5  # Xavier-uniform
+    assert fc1.abs().max() <= bound and fc1.std() > 0.5 * bound / 3**0.5
