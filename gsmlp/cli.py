@@ -65,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with stop_signals_raise():
         try:
-            return int(args.run(args) or 0)
+            status = int(args.run(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at interpreter exit
+            return status
         except GsmlpError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -59,8 +59,9 @@ def _make_parent(path: Path) -> None:
 
 
 def _write_error(target: Path, exc: OSError) -> GsmlpError:
-    what = exc.strerror or str(exc)
-    return GsmlpError(f"cannot write {target}: {what}")
+    """Disk full, a quota, a file size limit, a vanished folder: named, with the file that failed."""
+    where = f"{exc.filename}: " if exc.filename and Path(exc.filename) != target else ""
+    return GsmlpError(f"{target} was not written: {where}{exc.strerror or exc}")
 
 
 @contextlib.contextmanager
@@ -82,7 +83,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         try:
             yield tmp
-        except OSError as exc:  # disk full, quota, file size limit: the user's to fix, with the name
+        except OSError as exc:
             raise _write_error(target, exc) from None
         with signals_held():
             try:
@@ -202,8 +203,10 @@ def _publish_folder(tmp: Path, target: Path, kind: OutputKind | None, force: boo
     _publish_mode(tmp, umask)
     try:
         if target.is_symlink() or (target.exists() and not target.is_dir()):
-            raise GsmlpError(f"cannot write the folder {target}: a file is there now, and gsmlp never "
-                             "replaces a file with a folder")  # fmt: skip
+            raise GsmlpError(
+                f"cannot write the folder {target}: a file or link is there now, and gsmlp never replaces "
+                "a file with a folder"
+            )
         if not target.exists():
             os.replace(tmp, target)
         elif replaceable_folder(target, kind, force, new=tmp):

@@ -3,7 +3,10 @@
 By default SIGTERM, SIGHUP and their kind end a process on the spot, leaving its temporary files behind.
 While `stop_signals_raise()` is active they raise `Stopped` instead (a KeyboardInterrupt, so that no
 `except Exception` swallows it), and the `finally` blocks of gsmlp.io remove what was half-written.
-`signals_held()` defers them across the few steps that must not be split (publishing, cleaning up).
+`signals_held()` defers them across the few steps that must not be split (publishing, cleaning up): the
+handler notes a signal that arrives meanwhile, and `Stopped` is raised when the step is done. (Blocking
+the signal with pthread_sigmask would not do: the kernel hands it to another thread, ONNX Runtime's or
+OpenMP's, and Python still runs the handler in the main thread at once.)
 """
 
 from __future__ import annotations
@@ -45,7 +48,14 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+_held = 0  # how many signals_held() blocks the main thread is inside
+_pending: list[int] = []  # stop signals that arrived while held
+
+
 def _raise_stopped(signum: int, _frame: object) -> None:
+    if _held:
+        _pending.append(signum)
+        return
     raise Stopped(signum)
 
 
@@ -73,12 +83,14 @@ def stop_signals_raise() -> Iterator[None]:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold back stop signals for a short critical step; one that arrived meanwhile is delivered after."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals())
+    """Hold back stop signals for a short critical step; one that arrived meanwhile is raised after it."""
+    global _held
+    _held += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        _held -= 1
+    if not _held and _pending:
+        signum = _pending[0]
+        _pending.clear()
+        raise Stopped(signum)

@@ -88,7 +88,7 @@ def check_args(args: argparse.Namespace) -> None:
     inputs = {"--model": model_input(args.model), "--tolerances": args.tolerances,
               "--plugin-lib": args.plugin_lib}  # fmt: skip
     splits = [data_inputs(name, None)["--data"] for name in (CALIBRATION_DATA, VALIDATION_DATA)]
-    plan.check({**inputs, "the generated data sets": splits})
+    plan.check({**inputs, "(the generated data)": splits})
 
 
 def run(args: argparse.Namespace) -> int:
