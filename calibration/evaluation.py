@@ -21,6 +21,8 @@ def evaluate(
     model = detector.model
     reset_sparsity(model)
     detections, _ = detect(detector, dataset, batch_size, limit, desc=f"evaluating {label}".strip())
+    if not detections:
+        raise dataset.usable_images_error(limit)
     return {
         "images": len(detections),
         "metrics": coco_metrics(dataset, detections),

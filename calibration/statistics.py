@@ -21,10 +21,15 @@ from tqdm import tqdm
 
 from gsmlp.errors import GsmlpError
 from gsmlp.io import atomic_path, write_json_atomic
+from gsmlp.model.processing import nonfinite_outputs
 from gsmlp.model.wrap import gated_layers
 
 STATISTICS_FORMAT = "gsmlp-activation-statistics"
 STATISTICS_VERSION = 1
+
+
+class NoCalibrationImages(GsmlpError):
+    """Not a single image reached the model: the data set is empty, or none of its images could be read."""
 
 
 @dataclass
@@ -126,14 +131,23 @@ class StatisticsCollector:
         try:
             with torch.no_grad():
                 for batch in tqdm(batches, total=total, desc="activation statistics", unit="batch"):
-                    self.model(**batch)
+                    outputs = self.model(**batch)
+                    heads = ("logits", "pred_boxes")
+                    broken = nonfinite_outputs(
+                        {k: getattr(outputs, k) for k in heads if getattr(outputs, k, None) is not None}
+                    )
+                    if broken:
+                        raise GsmlpError(
+                            f"the model produced non-finite outputs on calibration image "
+                            f"{self._images_seen + 1}: {broken}; its statistics would be meaningless"
+                        )
                     self._images_seen += int(batch["pixel_values"].shape[0])
         finally:
             for handle in self._handles:
                 handle.remove()
             self.model.train(was_training)
         if self._images_seen == 0:
-            raise GsmlpError("no calibration images were read: the calibration data set is empty")
+            raise NoCalibrationImages("no calibration images were read: the calibration data set is empty")
         return self.layers
 
     @property

@@ -18,12 +18,23 @@ from gsmlp.calibration.pipeline import (
     set_thresholds,
 )
 from gsmlp.calibration.report import heldout_estimate, write_report
-from gsmlp.calibration.statistics import StatisticsCollector, save_statistics
+from gsmlp.calibration.statistics import NoCalibrationImages, StatisticsCollector, save_statistics
 from gsmlp.errors import GsmlpError
 from gsmlp.io import atomic_directory
-from gsmlp.model.checkpoint import save_gated
+from gsmlp.model.checkpoint import GSMLP_META, save_gated
 from gsmlp.model.detector import LoadedDetector
 from gsmlp.model.wrap import gated_layers, set_mode
+from gsmlp.paths import folder_output
+
+# What `gsmlp calibrate --out DIR` writes; an existing DIR is replaced only if it looks like this.
+ANALYSIS_FILES = ("statistics.json", "statistics.safetensors", "analysis.json", "analysis.png")
+CHECKPOINT_FILES = ("calibration.json", "calibration.md", "calibration.png", "config.json",
+                    "preprocessor_config.json", "model.safetensors", GSMLP_META)  # fmt: skip
+CALIBRATE_OUTPUT = folder_output(
+    "an earlier output of gsmlp calibrate (statistics.json, analysis.json, ...)",
+    required=("statistics.json", "analysis.json"),
+    allowed=ANALYSIS_FILES + CHECKPOINT_FILES,
+)
 
 
 def options_from_args(args: argparse.Namespace) -> CalibrationOptions:
@@ -49,11 +60,18 @@ def options_from_args(args: argparse.Namespace) -> CalibrationOptions:
 
 
 def sweep_values(args: argparse.Namespace) -> list[float]:
-    text = args.sweep if args.sweep is not None else DEFAULT_SWEEP["sibs" if args.method == "sibs" else "mgs"]
+    """--sweep as numbers, each a valid target sparsity (MGS) or epsilon (SIBS)."""
+    sibs = args.method == "sibs"
+    text = args.sweep if args.sweep is not None else DEFAULT_SWEEP["sibs" if sibs else "mgs"]
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise GsmlpError(f"--sweep {text!r}: give comma-separated numbers such as 0.5,0.8,0.9") from None
+    high = "1)" if sibs else "1]"
+    bad = [v for v in values if not (0.0 <= v < 1.0 if sibs else 0.0 <= v <= 1.0)]  # NaN fails both
+    if bad:
+        raise GsmlpError(f"--sweep {text!r}: {bad[0]} is outside [0, {high}")
+    return values
 
 
 def calibrate_from_args(args: argparse.Namespace) -> int:
@@ -68,7 +86,7 @@ def calibrate_from_args(args: argparse.Namespace) -> int:
     calibration_set = resolve_dataset(args.data, args.images)
     eval_set = resolve_dataset(args.eval_data, args.eval_images) if args.eval_data else None
     timings: dict[str, float] = {}
-    with atomic_directory(args.out) as folder:
+    with atomic_directory(args.out, CALIBRATE_OUTPUT, force=getattr(args, "force", False)) as folder:
         collector, stats = _collect(detector, calibration_set, args, timings)
         save_statistics(stats, folder, collector.images)
         source = {"model": args.model, "data": args.data, "images": collector.images}
@@ -105,7 +123,10 @@ def _collect(detector: LoadedDetector, dataset, args, timings):
         model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, args.max_images)
     )
     start = time.perf_counter()
-    stats = collector.run(batches, total=dataset.count(args.max_images))
+    try:
+        stats = collector.run(batches, total=dataset.count(args.max_images))
+    except NoCalibrationImages:
+        raise dataset.usable_images_error(args.max_images) from None
     timings["statistics_s"] = time.perf_counter() - start
     return collector, stats
 

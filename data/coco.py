@@ -10,16 +10,18 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pycocotools.coco import COCO
 
 from gsmlp.data.shapes import SPLITS, ensure_split
 from gsmlp.errors import GsmlpError
+from gsmlp.paths import require_file, require_folder
 
 REQUIRED_KEYS = {
     "images": ("id", "file_name"),
@@ -39,15 +41,18 @@ def _named(items: list[str]) -> str:
 
 
 def read_annotations(path: Path) -> dict:
-    """The parsed JSON, with its structure checked; an absent `info` is added (pycocotools needs it)."""
-    if not path.is_file():
-        raise GsmlpError(f"annotations file {path} does not exist")
+    """The parsed JSON, checked in full: every field pycocotools reads, boxes, ids, image sizes.
+
+    Missing optional fields get COCO's defaults, with a warning: `area` = box width x height, `iscrowd` = 0,
+    annotation `id` = unused integers; an absent `info` is added (pycocotools needs it to load results).
+    """
+    path = require_file(path, "annotations file")
     try:
         document = json.loads(path.read_bytes())
     except OSError as exc:
         raise GsmlpError(f"cannot read annotations file {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GsmlpError(f"annotations file {path} is not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise GsmlpError(f"annotations file {path} is corrupt: not valid JSON ({exc})") from None
     if not isinstance(document, dict):
         raise GsmlpError(
             f"annotations file {path} must hold a JSON object with images/annotations/categories"
@@ -60,7 +65,11 @@ def read_annotations(path: Path) -> dict:
             missing = [f for f in fields if not isinstance(entry, dict) or f not in entry]
             if missing:
                 raise GsmlpError(f"{path}: {key}[{index}] lacks the key(s) {', '.join(missing)}")
-    _check_categories(path, document)
+    if not document["images"]:
+        raise GsmlpError(f"annotations file {path} lists no images")
+    _check_images(path, document["images"])
+    _unique_ids(path, "categories", document["categories"])
+    _check_annotations(path, document)
     if "info" not in document:
         # pycocotools' loadRes copies dataset["info"] and fails with a bare KeyError without it.
         _warn(f"{path} has no 'info' key; using an empty one (pycocotools needs it to load results)")
@@ -68,20 +77,81 @@ def read_annotations(path: Path) -> dict:
     return document
 
 
-def _check_categories(path: Path, document: dict) -> None:
-    known = {c["id"] for c in document["categories"]}
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _unique_ids(path: Path, key: str, entries: list[dict]) -> set[int]:
+    seen: set[int] = set()
+    for index, entry in enumerate(entries):
+        value = entry["id"]
+        if not _is_int(value):
+            raise GsmlpError(f"{path}: {key}[{index}] has id {value!r}; ids must be integers")
+        if value in seen:
+            raise GsmlpError(f"{path}: {key}[{index}] repeats id {value}; ids must be unique")
+        seen.add(value)
+    return seen
+
+
+def _check_images(path: Path, images: list[dict]) -> None:
+    _unique_ids(path, "images", images)
+    for index, image in enumerate(images):
+        where = f"{path}: images[{index}] (id {image['id']})"
+        name = image["file_name"]
+        if not isinstance(name, str) or not name.strip():
+            raise GsmlpError(f"{where} has file_name {name!r}; it must name an image file")
+        for key in ("width", "height"):
+            if key in image and not (_is_int(image[key]) and image[key] > 0):
+                raise GsmlpError(f"{where} has {key} {image[key]!r}; it must be a positive integer")
+
+
+def _check_box(where: str, box: object) -> tuple[float, float]:
+    """A COCO box [x, y, width, height]: four finite numbers, width and height not negative."""
+    if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+        raise GsmlpError(f"{where} has bbox {box!r}; a box is four finite numbers [x, y, width, height]")
+    if box[2] < 0 or box[3] < 0:
+        raise GsmlpError(f"{where} has bbox {box!r}; its width and height must not be negative")
+    return float(box[2]), float(box[3])
+
+
+def _check_annotations(path: Path, document: dict) -> None:
+    categories = {c["id"] for c in document["categories"]}
     images = {img["id"] for img in document["images"]}
-    for ann in document["annotations"]:
-        if ann["category_id"] not in known:
+    annotations = document["annotations"]
+    given_ids = [a["id"] for a in annotations if "id" in a]
+    _unique_ids(path, "annotations", [a for a in annotations if "id" in a])
+    next_id = max(given_ids, default=0) + 1
+    defaulted = {"id": 0, "area": 0, "iscrowd": 0}
+    for index, ann in enumerate(annotations):
+        where = f"{path}: annotations[{index}] (id {ann.get('id', '?')})"
+        if not _is_int(ann["category_id"]) or ann["category_id"] not in categories:
             raise GsmlpError(
-                f"{path}: annotation {ann.get('id', '?')} has category_id {ann['category_id']}, "
-                f"which is not among the file's categories"
+                f"{where} has category_id {ann['category_id']!r}, which is not among the file's categories"
             )
-        if ann["image_id"] not in images:
-            raise GsmlpError(
-                f"{path}: annotation {ann.get('id', '?')} refers to image_id {ann['image_id']}, "
-                "which is not in 'images'"
-            )
+        if not _is_int(ann["image_id"]) or ann["image_id"] not in images:
+            raise GsmlpError(f"{where} refers to image_id {ann['image_id']!r}, which is not in 'images'")
+        width, height = _check_box(where, ann["bbox"])
+        if "id" not in ann:
+            ann["id"], next_id = next_id, next_id + 1
+            defaulted["id"] += 1
+        if "area" not in ann:
+            ann["area"] = width * height
+            defaulted["area"] += 1
+        elif not (_is_number(ann["area"]) and ann["area"] >= 0):
+            raise GsmlpError(f"{where} has area {ann['area']!r}; it must be a finite number >= 0")
+        if "iscrowd" not in ann:
+            ann["iscrowd"] = 0
+            defaulted["iscrowd"] += 1
+        elif ann["iscrowd"] not in (0, 1):  # True and False compare equal to 1 and 0
+            raise GsmlpError(f"{where} has iscrowd {ann['iscrowd']!r}; it must be 0 or 1")
+    defaults = {"id": "unused integer ids", "area": "COCO's default, box width x height", "iscrowd": "0"}
+    for key, count in defaulted.items():
+        if count:
+            _warn(f"{path}: {count} of {len(annotations)} annotations lack {key!r}; using {defaults[key]}")
 
 
 def quiet_coco(document: dict) -> COCO:
@@ -117,18 +187,49 @@ class CocoDataset:
         return self.image_dir / self.coco.imgs[image_id]["file_name"]
 
     def iterate(self, limit: int | None = None) -> Iterator[tuple[int, Image.Image]]:
-        """(image_id, RGB image) in id order; unreadable files are skipped, named and counted."""
+        """(image_id, RGB image) in id order; images that cannot be used are skipped, named and counted."""
         ids = self.image_ids if limit is None else self.image_ids[:limit]
         for image_id in ids:
             path = self.image_path(image_id)
-            try:
-                with Image.open(path) as image:
-                    rgb = image.convert("RGB")
-            except (OSError, UnidentifiedImageError, SyntaxError) as exc:
-                self.unreadable.append(path.name)
-                _warn(f"skipping unreadable image {path}: {exc}")
+            rgb, problem = self._decode(image_id, path)
+            if problem is not None:
+                if path.name not in self.unreadable:
+                    self.unreadable.append(path.name)
+                    _warn(f"skipping unreadable image {path}: {problem}")
                 continue
             yield image_id, rgb
+
+    def _decode(self, image_id: int, path: Path) -> tuple[Image.Image | None, str | None]:
+        """The RGB image, or why it cannot be used: any decoder failure, or a size that is not the one
+        the annotations give (their boxes would then be in another image's coordinates)."""
+        try:
+            with Image.open(path) as image:
+                rgb = image.convert("RGB")
+        except Exception as exc:  # pillow raises many types for damaged files; each one only skips the image
+            return None, f"corrupt or not an image ({type(exc).__name__}: {exc})"
+        entry = self.coco.imgs[image_id]
+        listed = (entry.get("width"), entry.get("height"))
+        if None not in listed and listed != rgb.size:
+            return None, (
+                f"it is {rgb.size[0]}x{rgb.size[1]} pixels, but {self.annotation_file} gives "
+                f"{listed[0]}x{listed[1]} for image id {image_id}"
+            )
+        return rgb, None
+
+    def usable_images_error(self, limit: int | None = None) -> GsmlpError:
+        """The error for a run that found no image it could use: what was tried and why each failed."""
+        tried = self.count(limit)
+        parts = []
+        if self.unreadable:
+            parts.append(f"{len(self.unreadable)} unreadable ({_named(self.unreadable)})")
+        if self.missing:
+            parts.append(
+                f"{len(self.missing)} listed but absent from {self.image_dir} ({_named(self.missing)})"
+            )
+        why = "; ".join(parts) or "no image listed"
+        return GsmlpError(
+            f"no image of {self.name} could be used ({tried} tried): {why}; nothing was measured"
+        )
 
     def __iter__(self) -> Iterator[tuple[int, Image.Image]]:
         return self.iterate()
@@ -151,8 +252,7 @@ class CocoDataset:
 
 def load_coco_dataset(annotation_file: Path, image_dir: Path, name: str | None = None) -> CocoDataset:
     document = read_annotations(annotation_file)
-    if not image_dir.is_dir():
-        raise GsmlpError(f"image folder {image_dir} does not exist (given for {annotation_file})")
+    require_folder(image_dir, "image folder")
     if not any(image_dir.iterdir()):
         raise GsmlpError(f"image folder {image_dir} is empty; it should hold the images of {annotation_file}")
     listed = sorted(document["images"], key=lambda img: img["id"])

@@ -12,6 +12,7 @@ import numpy as np
 from pycocotools.cocoeval import COCOeval
 
 from gsmlp.data.coco import CocoDataset
+from gsmlp.errors import GsmlpError
 
 if TYPE_CHECKING:
     from gsmlp.model.detector import LoadedDetector
@@ -90,7 +91,7 @@ def detect(
     import torch
     from tqdm import tqdm
 
-    from gsmlp.model.processing import postprocess, preprocess
+    from gsmlp.model.processing import nonfinite_outputs, postprocess, preprocess
 
     detections, model_seconds = {}, 0.0
     with tqdm(total=dataset.count(limit), desc=desc, unit="img") as progress, torch.no_grad():
@@ -99,6 +100,13 @@ def detect(
             started = time.perf_counter()
             outputs = detector.model(pixel_values=batch.pixel_values, pixel_mask=batch.pixel_mask)
             model_seconds += time.perf_counter() - started
+            broken = nonfinite_outputs({"logits": outputs.logits, "pred_boxes": outputs.pred_boxes})
+            if broken:
+                names = ", ".join(dataset.image_path(image_id).name for image_id, _ in items)
+                raise GsmlpError(
+                    f"{detector.source} produced non-finite outputs on {names}: {broken}; nothing was "
+                    "scored (are the weights or the preprocessing settings broken?)"
+                )
             found = postprocess(outputs.logits, outputs.pred_boxes, batch, detector.family)
             detections.update(zip((image_id for image_id, _ in items), found, strict=True))
             progress.update(len(items))

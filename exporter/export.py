@@ -20,7 +20,7 @@ from gsmlp.exporter.fold import fold_gated, fold_plain
 from gsmlp.exporter.fp16 import convert_to_fp16
 from gsmlp.exporter.graph import finish_model
 from gsmlp.exporter.retype import demote_float64
-from gsmlp.io import write_bytes_atomic
+from gsmlp.io import OutputKind, write_bytes_atomic
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.wrap import gated_layers
 
@@ -28,6 +28,19 @@ OPSET = 17
 INPUT_NAMES = ["pixel_values", "pixel_mask"]
 OUTPUT_NAMES = ["logits", "pred_boxes"]
 Dtype = Literal["fp32", "fp16"]
+FAMILY_KEY = "gsmlp.family"  # metadata every file gsmlp exports carries (with gsmlp.mode, gsmlp.dtype)
+
+
+def is_gsmlp_onnx(path: str | os.PathLike[str]) -> bool:
+    """An ONNX file that `gsmlp export` wrote: it parses, and carries gsmlp's metadata."""
+    try:
+        model = onnx.load(os.fspath(path), load_external_data=False)
+    except Exception:  # onnx raises DecodeError and others: any of them means "not one of ours"
+        return False
+    return any(prop.key == FAMILY_KEY for prop in model.metadata_props)
+
+
+EXPORT_OUTPUT = OutputKind("an ONNX file written by gsmlp export", is_gsmlp_onnx)
 
 
 @dataclass
@@ -188,7 +201,7 @@ def export_onnx(
     with _ffns_replaced(model, options.dense) as (gated, plain):
         proto = _trace_to_onnx(model, options, gated=gated > 0)
     mode = "gated" if not options.dense else "dense"
-    metadata = {"gsmlp.family": family, "gsmlp.mode": mode, "gsmlp.dtype": options.dtype}
+    metadata = {FAMILY_KEY: family, "gsmlp.mode": mode, "gsmlp.dtype": options.dtype}
     if options.dtype == "fp16":
         proto = convert_to_fp16(proto)
     proto = finish_model(proto, with_function=gated > 0, metadata=metadata)

@@ -1,10 +1,17 @@
-"""Argument groups shared by the commands, so every `--model` means the same thing."""
+"""Argument groups shared by the commands, so every `--model` means the same thing, and the checks every
+command runs on its options before any work: numbers in range, inputs of the right kind."""
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gsmlp.errors import GsmlpError
+from gsmlp.model.resize import MAX_EDGE
 from gsmlp.model.zoo import BUILTIN_NAMES
 
 if TYPE_CHECKING:
@@ -15,6 +22,17 @@ MODEL_HELP = (
     "pytorch_model.bin), a facebookresearch/detr checkpoint (.pth), a gsmlp gated checkpoint folder "
     f"(holding gsmlp.json), or a built-in name ({', '.join(BUILTIN_NAMES)})"
 )
+FORCE_HELP = (
+    "replace an existing output that is not an earlier output of this command (gsmlp otherwise refuses, "
+    "naming what is there). The replacement stays atomic; an input is never overwritten, and a file is "
+    "never replaced by a folder or a folder by a file"
+)
+# Bounds that keep a typo from asking for more memory or threads than any machine has.
+MAX_IMAGE_SIDE = MAX_EDGE
+MAX_BATCH = 256
+MAX_THREADS = 1024
+MAX_BLOCK_SIZE = 8192
+MAX_SEED = 2**32 - 1  # numpy's generators take seeds up to this
 
 
 def add_model_argument(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -30,8 +48,79 @@ def add_model_argument(parser: argparse.ArgumentParser, *, required: bool = True
     )
 
 
+def add_force_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+
 def load_model_from_args(args: argparse.Namespace) -> LoadedDetector:
     # Imported here: torch and transformers take seconds to import, and `gsmlp --help` needs neither.
     from gsmlp.model.loaders import load_detector
 
     return load_detector(args.model, block_size=getattr(args, "block_size", 32))
+
+
+def model_input(spec: str | None) -> Path | None:
+    """The path a --model reads: its file or folder, or a built-in name's folder."""
+    from gsmlp.model import zoo
+
+    if spec is None:
+        return None
+    if zoo.is_builtin(spec) and not Path(spec).exists():
+        return zoo.ZOO_DIR / spec
+    return Path(spec)
+
+
+def data_inputs(data: str | None, images: str | None, prefix: str = "") -> dict[str, Path | None]:
+    """What a --data (a generated split's folder, or a COCO JSON) and its --images read, by option name.
+
+    prefix: "eval-" for calibrate's --eval-data and --eval-images.
+    """
+    from gsmlp.data.shapes import SPLITS, cache_root
+
+    split = data is not None and data in SPLITS
+    return {
+        f"--{prefix}data": None if data is None else cache_root() / data if split else Path(data),
+        f"--{prefix}images": None if images is None else Path(images),
+    }
+
+
+@dataclass(frozen=True)
+class Range:
+    """Where a numeric option may lie; None leaves that side open-ended."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself is excluded
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def describe(self) -> str:
+        if self.high is None:
+            return f"{'greater than' if self.low_open else 'at least'} {self.low}"
+        if self.low is None:
+            return f"{'less than' if self.high_open else 'at most'} {self.high}"
+        if not self.low_open and not self.high_open:
+            return f"between {self.low} and {self.high}"
+        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+
+POSITIVE = Range(1)
+FRACTION = Range(0.0, 1.0)
+BATCH = Range(1, MAX_BATCH)
+THREADS = Range(1, MAX_THREADS)
+BLOCK_SIZE = Range(1, MAX_BLOCK_SIZE)
+
+
+def check_ranges(args: argparse.Namespace, ranges: Mapping[str, Range]) -> None:
+    """Every numeric option given (dest -> Range) lies in its range; NaN and infinity never do."""
+    for dest, allowed in ranges.items():
+        value = getattr(args, dest, None)
+        if value is not None and not allowed.holds(value):
+            option = "--" + dest.replace("_", "-")
+            raise GsmlpError(f"{option} must be {allowed.describe()}, got {value}")

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from gsmlp import __version__
 from gsmlp.commands import COMMANDS
 from gsmlp.errors import GsmlpError
+from gsmlp.signals import Stopped, signal_name, stop_signals_raise
+
+# Exit statuses besides 0 (success), 1 (an error the message explains) and 2 (bad command line).
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in gsmlp, never a user's mistake
+STOPPED_NOTE = "nothing half-written was left, and an output that was not complete was not written"
 
 DESCRIPTION = """\
 gsmlp adds activation-sparsity gating to the FFN layers of DETR and Deformable DETR, exports the gated
@@ -55,14 +63,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    with stop_signals_raise():
+        try:
+            status = int(args.run(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at interpreter exit
+            return status
+        except GsmlpError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except Stopped as stop:
+            print(f"\nstopped by {signal_name(stop.signum)}: {STOPPED_NOTE}.", file=sys.stderr)
+            return 128 + stop.signum
+        except KeyboardInterrupt:
+            print("\ninterrupted: stopped cleanly; no partial output was written.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            _silence_stdout()
+            print(
+                "error: the output pipe was closed; stopped (no partial output was written)", file=sys.stderr
+            )
+            return 1
+        except MemoryError:
+            print("error: out of memory; try a smaller --batch-size, image size or --limit", file=sys.stderr)
+            return 1
+        except OSError as exc:  # the machine's doing (disk full, a device gone): named, not a bug
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # the last resort: the tests make sure that no user input reaches it
+            return _internal_error(exc)
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, Python's final flush of stdout would print its own traceback."""
     try:
-        return int(args.run(args) or 0)
-    except GsmlpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopped cleanly; no partial output was written.", file=sys.stderr)
-        return 130
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _internal_error(exc: Exception) -> int:
+    print(
+        f"error: internal error, a bug in gsmlp ({type(exc).__name__}: {exc}); please report it with the "
+        "command line. Set GSMLP_DEBUG=1 to see where it happened.",
+        file=sys.stderr,
+    )
+    if os.environ.get("GSMLP_DEBUG") == "1":
+        traceback.print_exc()
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

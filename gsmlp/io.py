@@ -1,4 +1,10 @@
-"""Atomic output: a reader sees the old file or the whole new one, never half of it."""
+"""Atomic output: a reader sees the old file or the whole new one, never half of it.
+
+Temporary files and folders are named `.NAME.*.tmp` beside their target and are removed on every way out
+that Python sees (an error, Ctrl-C, a signal turned into an exception by gsmlp.signals). The steps that
+publish or clean up run with those signals held back, so that a stop request cannot split them in two.
+An existing folder is replaced only when it holds an earlier output of the same kind (see OutputKind).
+"""
 
 from __future__ import annotations
 
@@ -7,36 +13,87 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gsmlp.errors import GsmlpError
+from gsmlp.signals import signals_held
 
 
-def _check_parent_writable(path: Path) -> None:
+@dataclass(frozen=True)
+class OutputKind:
+    """What an earlier output of one gsmlp command looks like: only such an output is replaced unasked."""
+
+    description: str  # "a checkpoint folder written by gsmlp calibrate": says what would be replaced
+    recognise: Callable[[Path], bool]  # True when the existing path is an earlier output of this kind
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (/proc/self/status)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def _publish_mode(path: Path, umask: int) -> None:
+    """Temporary files and folders are private (0600/0700); a published output follows the umask."""
+    path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def _make_parent(path: Path) -> None:
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise GsmlpError(f"cannot write {path}: {parent} is a file, not a folder") from None
     except OSError as exc:
         raise GsmlpError(f"cannot create the folder {parent} for {path.name}: {exc.strerror}") from None
-    if not os.access(parent, os.W_OK):
-        raise GsmlpError(f"cannot write {path}: the folder {parent} is not writable")
+    if not parent.is_dir():
+        raise GsmlpError(f"cannot write {path}: {parent} is a file, not a folder")
+
+
+def _write_error(target: Path, exc: OSError) -> GsmlpError:
+    """Disk full, a quota, a file size limit, a vanished folder: named, with the file that failed."""
+    where = f"{exc.filename}: " if exc.filename and Path(exc.filename) != target else ""
+    return GsmlpError(f"{target} was not written: {where}{exc.strerror or exc}")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    A folder at `path` is never replaced by the file.
+    """
     target = Path(path)
-    _check_parent_writable(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_dir():
+        raise GsmlpError(f"cannot write {target}: it is a folder, and gsmlp writes a file there")
+    _make_parent(target)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _write_error(target, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        os.replace(tmp, target)
+        try:
+            yield tmp
+        except OSError as exc:
+            raise _write_error(target, exc) from None
+        with signals_held():
+            try:
+                _publish_mode(tmp, current_umask())
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise _write_error(target, exc) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with signals_held():
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
@@ -52,28 +109,109 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+def folder_entries(path: Path) -> list[str]:
+    """The names in a folder, sorted; empty for one that cannot be listed."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def _same_layout(old: Path, new: Path) -> bool:
+    """Every entry of `old` has a counterpart of the same name and kind in `new`: replacing `old` by `new`
+    loses nothing that `new` does not write again, so `old` can only be an earlier version of it."""
+    for name in folder_entries(old):
+        counterpart = new / name
+        if not counterpart.exists() or counterpart.is_dir() != (old / name).is_dir():
+            return False
+    return True
+
+
+def replaceable_folder(path: Path, kind: OutputKind | None, force: bool, new: Path | None = None) -> bool:
+    """An existing folder may be replaced: empty, an earlier output of `kind`, or the user said --force.
+
+    With no kind, the folder about to be published (`new`) says what an earlier version looks like.
+    """
+    if force or not folder_entries(path):
+        return True
+    if kind is not None:
+        return kind.recognise(path)
+    return new is not None and _same_layout(path, new)
+
+
+def foreign_folder_error(path: Path, kind: OutputKind | None, option: str = "") -> GsmlpError:
+    names = folder_entries(path)
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    what = kind.description if kind else "the output being written"
+    where = f"{option} {path}" if option else str(path)
+    return GsmlpError(
+        f"{where} already holds {shown}, which is not {what}; gsmlp replaces a folder only when it holds "
+        "an earlier output of the same command: choose another folder, or pass --force to replace it"
+    )
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Put the new folder at `target` and remove the old one; on failure the old one stays."""
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", suffix=".tmp", dir=target.parent))
+    old.rmdir()
+    os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_directory(
+    path: str | os.PathLike[str], kind: OutputKind | None = None, force: bool = False
+) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds.
 
-    An existing `path` is replaced whole, so a re-run never leaves a mix of old and new files.
+    An existing folder is replaced whole (a re-run never leaves a mix of old and new files), and only when
+    `replaceable_folder` allows it; a file at `path` is never replaced by a folder.
     """
     target = Path(path)
-    _check_parent_writable(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    # mkdtemp makes the folder private (0700); the published folder gets the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)
+    if target.exists() and not target.is_dir():
+        raise GsmlpError(
+            f"cannot write the folder {target}: a file is there, and gsmlp never replaces a file with a "
+            "folder; remove it or choose another path"
+        )
+    _make_parent(target)
     try:
-        yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise _write_error(target, exc) from None
+    try:
+        try:
+            yield tmp
+        except OSError as exc:
+            raise _write_error(target, exc) from None
+        with signals_held():
+            _publish_folder(tmp, target, kind, force)
     finally:
-        if tmp.exists():
+        with signals_held():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish_folder(tmp: Path, target: Path, kind: OutputKind | None, force: bool) -> None:
+    umask = current_umask()
+    for folder, dirs, files in os.walk(tmp):
+        for name in dirs + files:
+            _publish_mode(Path(folder) / name, umask)
+    _publish_mode(tmp, umask)
+    try:
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise GsmlpError(
+                f"cannot write the folder {target}: a file or link is there now, and gsmlp never replaces "
+                "a file with a folder"
+            )
+        if not target.exists():
+            os.replace(tmp, target)
+        elif replaceable_folder(target, kind, force, new=tmp):
+            _swap_in(tmp, target)
+        else:
+            raise foreign_folder_error(target, kind)
+    except OSError as exc:
+        raise _write_error(target, exc) from None

@@ -11,6 +11,7 @@ Each `layers` entry ("encoder.0", ...) holds hidden (after pruning), dense_hidde
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -94,6 +95,10 @@ def _rebuild_layer(layer: GatedSparseMLP, entry: dict, name: str, where: Path) -
         rank = None if entry["rank"] is None else int(entry["rank"])
     except (TypeError, ValueError) as exc:
         raise GsmlpError(f"{where}: layer {name!r} has a bad value: {exc}") from None
+    if not math.isfinite(threshold) or (rank is not None and rank < 1):
+        raise GsmlpError(
+            f"{where}: layer {name!r}: threshold must be finite and rank >= 1, got {threshold}, {rank}"
+        )
     if not 0 < hidden <= layer.dense_hidden or layer.block_size < 1:
         raise GsmlpError(
             f"{where}: layer {name!r}: need 0 < hidden <= dense_hidden and block_size >= 1, "

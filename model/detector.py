@@ -54,12 +54,34 @@ def read_config(path: Path) -> tuple[PretrainedConfig, str]:
     model_type = data.get("model_type")
     for family, (known_type, config_class, _) in FAMILIES.items():
         if model_type == known_type:
+            _check_sizes(path, data, family)
             try:
                 return config_class.from_dict(data), family
-            except (TypeError, ValueError, KeyError) as exc:
-                raise GsmlpError(f"{path} is not a valid {known_type} config: {exc}") from None
+            except Exception as exc:  # transformers validates fields with several exception types
+                first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
+                raise GsmlpError(f"{path} is not a valid {known_type} config: {first}") from None
     accepted = ", ".join(repr(t) for t, _, _ in FAMILIES.values())
     raise GsmlpError(f"{path}: model_type is {model_type!r}; gsmlp loads {accepted}")
+
+
+# Sizes a detector needs to be built at all; the defaults are transformers' own (config classes).
+POSITIVE_SIZES = ("d_model", "encoder_layers", "decoder_layers", "encoder_ffn_dim", "decoder_ffn_dim",
+                  "encoder_attention_heads", "decoder_attention_heads", "num_queries")  # fmt: skip
+DEFORMABLE_SIZES = ("num_feature_levels", "encoder_n_points", "decoder_n_points")
+
+
+def _check_sizes(path: Path, data: dict, family: str) -> None:
+    """Every size given is a positive integer and the heads divide d_model, before torch builds anything."""
+    names = POSITIVE_SIZES + (DEFORMABLE_SIZES if family == "deformable-detr" else ())
+    for name in names:
+        value = data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise GsmlpError(f"{path}: {name} is {value!r}; it must be a positive integer")
+    d_model = data.get("d_model")
+    for name in ("encoder_attention_heads", "decoder_attention_heads"):
+        heads = data.get(name)
+        if d_model is not None and heads is not None and d_model % heads:
+            raise GsmlpError(f"{path}: {name} {heads} does not divide d_model {d_model}")
 
 
 def prepare_config(config: PretrainedConfig, family: str) -> PretrainedConfig:

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_json_atomic
-from gsmlp.model.resize import IMAGENET_MEAN, IMAGENET_STD, resized_size
+from gsmlp.model.resize import IMAGENET_MEAN, IMAGENET_STD, MAX_EDGE, resized_size
 
 FAMILIES = ("detr", "deformable-detr")
 
@@ -43,7 +43,7 @@ class PreprocessConfig:
         except OSError as exc:
             raise GsmlpError(f"cannot read {path}: {exc.strerror}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise GsmlpError(f"{path} is not valid JSON: {exc}") from None
+            raise GsmlpError(f"{path} is corrupt (truncated, or not valid JSON): {exc}") from None
         if not isinstance(data, dict):
             raise GsmlpError(f"{path} must hold a JSON object, not {type(data).__name__}")
         size = data.get("size", {})
@@ -61,15 +61,20 @@ class PreprocessConfig:
         return config
 
     def check(self, where: str = "preprocessing") -> None:
-        if not 0 < self.shortest_edge <= self.longest_edge:
+        if not 0 < self.shortest_edge <= self.longest_edge <= MAX_EDGE:
             raise GsmlpError(
-                f"{where}: need 0 < shortest_edge <= longest_edge, "
+                f"{where}: need 0 < shortest_edge <= longest_edge <= {MAX_EDGE}, "
                 f"got {self.shortest_edge}, {self.longest_edge}"
             )
-        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
-            raise GsmlpError(f"{where}: image_mean and image_std need 3 values each, std > 0")
-        if self.pad_multiple < 1:
-            raise GsmlpError(f"{where}: pad_multiple must be >= 1, got {self.pad_multiple}")
+        values = (*self.image_mean, *self.image_std)
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or not np.isfinite(values).all():
+            raise GsmlpError(f"{where}: image_mean and image_std need 3 finite values each")
+        if min(self.image_std) <= 0:
+            raise GsmlpError(f"{where}: image_std must be > 0, got {list(self.image_std)}")
+        if not 1 <= self.pad_multiple <= MAX_EDGE:
+            raise GsmlpError(
+                f"{where}: pad_multiple must be between 1 and {MAX_EDGE}, got {self.pad_multiple}"
+            )
 
     def to_json(self) -> dict:
         return {
@@ -160,3 +165,21 @@ def postprocess(
         labels_np = labels[index].numpy().astype(np.int64)
         results.append(Detections(xyxy.numpy(), scores[index].numpy(), labels_np))
     return results
+
+
+def nonfinite_outputs(outputs: dict[str, torch.Tensor | np.ndarray]) -> str | None:
+    """'logits: 1200 of 1200 values are NaN or infinite', one clause per output holding any; else None.
+
+    A detector whose outputs are not finite scores nothing that means anything: the run must fail, and say
+    which output went wrong, rather than report AP 0.
+    """
+    found = []
+    for name, value in outputs.items():
+        array = value.detach().float().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        if not np.issubdtype(array.dtype, np.floating):
+            continue
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            nan = int(np.count_nonzero(np.isnan(array)))
+            found.append(f"{name}: {bad} of {array.size} values are NaN or infinite ({nan} NaN)")
+    return "; ".join(found) or None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from gsmlp.errors import GsmlpError
+from gsmlp.paths import require_file
 
 # Types a weights-only unpickler may build besides tensors: official DETR training checkpoints carry
 # their command line as an argparse.Namespace. Nothing here can run code.
@@ -21,41 +23,59 @@ SHOWN = 5  # how many offending keys a message names
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    require_file(path, "weights file")
     try:
         return load_file(str(path))
-    except FileNotFoundError:
-        raise GsmlpError(f"{path}: no such file") from None
     except (SafetensorError, OSError, ValueError) as exc:
-        raise GsmlpError(f"{path} is truncated or not a safetensors file: {exc}") from None
+        raise GsmlpError(f"{path} is corrupt (truncated, or not a safetensors file): {exc}") from None
 
 
 def read_pickle_checkpoint(path: Path) -> object:
-    """torch.load with weights_only=True: tensors, containers and SAFE_GLOBALS only; no code runs."""
+    """torch.load with weights_only=True: tensors, containers and SAFE_GLOBALS only; no code runs.
+
+    A file that needs any other Python global is refused as unsafe, naming the global; a file that is not
+    a well-formed checkpoint at all is called corrupt.
+    """
+    require_file(path, "checkpoint")
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise GsmlpError(f"{path}: no such file") from None
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" in str(exc):
-            reason = _unsafe_reason(str(exc))
+        blocked = _blocked_global(str(exc))
+        if blocked:
             raise GsmlpError(
-                f"{path} was refused: it needs {reason}, and gsmlp loads checkpoints with "
-                "torch.load(weights_only=True) so that no pickled code runs (allowed besides tensors: "
-                f"{', '.join(t.__module__ + '.' + t.__name__ for t in SAFE_GLOBALS)})"
+                f"{path} was refused as unsafe: it needs the Python global {blocked}, which could run code; "
+                "gsmlp loads checkpoints with torch.load(weights_only=True) so that no pickled code runs "
+                f"(allowed besides tensors: {_allowed_globals()})"
             ) from None
-        raise GsmlpError(f"{path} is truncated or not a PyTorch checkpoint: {exc}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GsmlpError(f"{path} is truncated or not a PyTorch checkpoint: {first_line}") from None
+        raise GsmlpError(
+            f"{path} is corrupt (truncated, or not a PyTorch checkpoint): {_first_line(exc)}"
+        ) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, struct and zip errors for damaged files
+        raise GsmlpError(
+            f"{path} is corrupt (truncated, or not a PyTorch checkpoint): {_first_line(exc)}"
+        ) from None
 
 
-def _unsafe_reason(message: str) -> str:
-    for line in message.splitlines():
-        line = line.strip()
-        if "Unsupported global" in line or "Unsupported operand" in line:
-            return line.split("WeightsUnpickler error:")[-1].strip()
-    return "a Python object that is not a tensor"
+def _allowed_globals() -> str:
+    return ", ".join(f"{kind.__module__}.{kind.__name__}" for kind in SAFE_GLOBALS)
+
+
+def _first_line(exc: Exception) -> str:
+    """The line of torch's message that says what is wrong (its weights-only errors open with advice)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return rest or (lines[index + 1] if index + 1 < len(lines) else line)
+    return lines[0] if lines else type(exc).__name__
+
+
+def _blocked_global(message: str) -> str | None:
+    """The global torch's weights-only unpickler refused ("GLOBAL posix.system"), or None when it refused
+    the file for another reason (an opcode it does not know: the bytes are not a checkpoint)."""
+    match = re.search(r"GLOBAL ([\w.]+)", message)
+    return match.group(1) if match else None
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -73,14 +93,13 @@ def as_state_dict(loaded: object, path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_json(path: Path) -> dict:
+    require_file(path, "file")
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GsmlpError(f"{path}: no such file") from None
     except OSError as exc:
         raise GsmlpError(f"cannot read {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GsmlpError(f"{path} is truncated or not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise GsmlpError(f"{path} is corrupt (truncated, or not valid JSON): {exc}") from None
     if not isinstance(data, dict):
         raise GsmlpError(f"{path} must hold a JSON object, not {type(data).__name__}")
     return data

@@ -39,6 +39,14 @@ def read_metadata(engine_path: str | Path) -> dict[str, Any] | None:
     return meta
 
 
+def is_gsmlp_engine(engine_path: str | Path) -> bool:
+    """An engine `gsmlp build` wrote: the gsmlp metadata JSON sits beside it."""
+    try:
+        return Path(engine_path).is_file() and read_metadata(engine_path) is not None
+    except GsmlpError:
+        return False
+
+
 def compatibility_problems(
     meta: dict[str, Any], tensorrt_version: str, compute_capability: str, gpu_name: str = ""
 ) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_bytes_atomic, write_json_atomic
+from gsmlp.paths import require_file
 from gsmlp.runtime.engine_metadata import FORMAT, PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION, metadata_path
 from gsmlp.runtime.trt_common import (
     find_plugin_library,
@@ -106,7 +107,7 @@ def count_gated_nodes(onnx_path: Path) -> int:
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and others for a file that is not an ONNX model
-        raise GsmlpError(f"{onnx_path} is not a readable ONNX model: {exc}") from None
+        raise GsmlpError(f"{onnx_path} is corrupt or not an ONNX model: {exc}") from None
     return sum(1 for node in model.graph.node if node.op_type == PLUGIN_NAME)
 
 
@@ -178,8 +179,7 @@ def _add_profile(trt: ModuleType, builder: Any, config: Any, network: Any, shape
 
 def build_engine(options: BuildOptions) -> dict[str, Any]:
     """Build and write the engine and its JSON; returns the JSON's content."""
-    if not options.onnx.is_file():
-        raise GsmlpError(f"the ONNX file {options.onnx} does not exist")
+    require_file(options.onnx, "--onnx")
     gated_nodes = count_gated_nodes(options.onnx)
     trt = import_tensorrt()
     plugin_path = find_plugin_library(options.plugin_lib) if options.use_plugin else None
@@ -207,6 +207,8 @@ def build_engine(options: BuildOptions) -> dict[str, Any]:
     if options.timing_cache is not None and options.timing_cache.is_file():
         cache_bytes = options.timing_cache.read_bytes()
     cache = config.create_timing_cache(cache_bytes)
+    if cache is None:  # TensorRT refuses bytes that are not a timing cache; never write over them
+        raise GsmlpError(f"--timing-cache {options.timing_cache} is corrupt or not a TensorRT timing cache")
     config.set_timing_cache(cache, ignore_mismatch=False)
     inputs = _add_profile(trt, builder, config, network, options.shapes)
 

@@ -136,7 +136,7 @@ def test_analyze_only_writes_the_inherent_sparsity_baseline(tiny_setup: dict[str
 
 def test_bad_options_are_explained(tiny_setup: dict[str, Path], tmp_path: Path, capsys) -> None:
     assert _calibrate(tiny_setup, tmp_path / "x", "--epsilon", "1.5") == 1
-    assert "--epsilon 1.5" in capsys.readouterr().err
+    assert "--epsilon must be in [0.0, 1.0), got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 

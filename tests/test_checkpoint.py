@@ -137,7 +137,7 @@ def test_shapes_must_match_the_settings(gated_dir: Path) -> None:
 
 def test_corrupt_meta_is_refused(gated_dir: Path) -> None:
     (gated_dir / "gsmlp.json").write_text('{"format": "gsmlp-gated", ')
-    with pytest.raises(GsmlpError, match=r"gsmlp\.json is truncated or not valid JSON"):
+    with pytest.raises(GsmlpError, match=r"gsmlp\.json is corrupt \(truncated, or not valid JSON\)"):
         load_detector(gated_dir)
 
 

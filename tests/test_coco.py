@@ -77,7 +77,7 @@ def test_json_without_images_folder(copy: Path) -> None:
 
 def test_invalid_json_names_the_file(copy: Path) -> None:
     (copy / "annotations.json").write_text("{not json")
-    with pytest.raises(GsmlpError, match=r"annotations\.json is not valid JSON"):
+    with pytest.raises(GsmlpError, match=r"annotations\.json is corrupt: not valid JSON"):
         resolve_dataset(str(copy / "annotations.json"), str(copy / "images"))
 
 

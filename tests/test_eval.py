@@ -65,7 +65,7 @@ def test_gated_mode_needs_a_gated_checkpoint(tiny_split: Path, tmp_path: Path, c
 
 def test_bad_batch_size_is_explained(tiny_split: Path, tmp_path: Path, capsys) -> None:
     assert main(_eval_args(tmp_path, tiny_split, "--batch-size", "0")) == 1
-    assert "--batch-size must be at least 1, got 0" in capsys.readouterr().err
+    assert "--batch-size must be between 1 and 256, got 0" in capsys.readouterr().err
 
 
 def test_missing_data_file_is_explained(tmp_path: Path, capsys) -> None:

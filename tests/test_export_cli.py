@@ -58,7 +58,7 @@ def test_export_command_bad_input_exits_1_with_message(tmp_path: Path, capsys) -
     assert main(["export", "--model", str(hf), "--out", str(tmp_path / "x.onnx")]) == 1
     assert "error: the model has no gated or SIBS-pruned FFN" in capsys.readouterr().err
     assert main(["export", "--model", str(hf), "--out", str(tmp_path / "x.onnx"), "--height", "0"]) == 1
-    assert "--height must be at least 1" in capsys.readouterr().err
+    assert "--height must be between 1 and 8192, got 0" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
     assert main(["export", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "x.onnx")]) == 1
     assert "missing" in capsys.readouterr().err

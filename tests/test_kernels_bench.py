@@ -64,10 +64,10 @@ def test_recording_needs_a_gated_model() -> None:
     [
         (["--sparsity", "0.5,1.2"], "must lie in"),
         (["--sparsity", "half"], "comma-separated numbers"),
-        (["--repeat", "0"], "--repeat is 0"),
+        (["--repeat", "0"], "--repeat must be at least 1, got 0"),
         (["--shapes", "yolo"], "unknown 'yolo'"),
         (["--masks-from", "x"], "go together"),
-        (["--threads", "0"], "--threads is 0"),
+        (["--threads", "0"], "--threads must be between 1 and 1024, got 0"),
     ],
 )
 def test_bench_arguments_are_explained(argv, message, tmp_path, capsys) -> None:

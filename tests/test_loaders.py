@@ -111,7 +111,9 @@ def _truncate(path: Path) -> None:
 def test_truncated_safetensors(tmp_path: Path) -> None:
     folder = save_hf_dir(make_tiny_model("detr"), tmp_path / "tiny")
     _truncate(folder / "model.safetensors")
-    with pytest.raises(GsmlpError, match=r"model\.safetensors is truncated or not a safetensors file"):
+    with pytest.raises(
+        GsmlpError, match=r"model\.safetensors is corrupt \(truncated, or not a safetensors file\)"
+    ):
         load_detector(folder)
 
 
@@ -120,13 +122,15 @@ def test_truncated_bin(tmp_path: Path) -> None:
     torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
     _truncate(folder / "pytorch_model.bin")
-    with pytest.raises(GsmlpError, match=r"pytorch_model\.bin is truncated or not a PyTorch checkpoint"):
+    with pytest.raises(
+        GsmlpError, match=r"pytorch_model\.bin is corrupt \(truncated, or not a PyTorch checkpoint\)"
+    ):
         load_detector(folder)
 
 
 def test_corrupt_config(detr_dir: Path) -> None:
     (detr_dir / "config.json").write_text('{"model_type": "detr", "d_model": ')
-    with pytest.raises(GsmlpError, match=r"config\.json is truncated or not valid JSON"):
+    with pytest.raises(GsmlpError, match=r"config\.json is corrupt \(truncated, or not valid JSON\)"):
         load_detector(detr_dir)
 
 
@@ -199,7 +203,7 @@ def test_info_on_a_corrupt_folder(detr_dir: Path) -> None:
     result = _gsmlp("info", "--model", str(detr_dir))
     assert result.returncode == 1
     assert result.stderr.startswith("error: ")
-    assert "truncated or not a safetensors file" in result.stderr
+    assert "is corrupt (truncated, or not a safetensors file)" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -147,14 +147,16 @@ def test_unknown_official_key_is_named(tmp_path: Path) -> None:
 
 def test_pickled_objects_beyond_the_allow_list_are_refused(tmp_path: Path) -> None:
     path = _tiny_pth(tmp_path, saved_on=datetime.date(2020, 5, 26))
-    with pytest.raises(GsmlpError, match=r"refused: it needs .*datetime\.date.*weights_only=True"):
+    with pytest.raises(
+        GsmlpError, match=r"refused as unsafe: it needs the Python global datetime\.date.*weights_only=True"
+    ):
         load_detector(path)
 
 
 def test_truncated_pth(tmp_path: Path) -> None:
     path = _tiny_pth(tmp_path)
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(GsmlpError, match=r"tiny\.pth is truncated or not a PyTorch checkpoint"):
+    with pytest.raises(GsmlpError, match=r"tiny\.pth is corrupt \(truncated, or not a PyTorch checkpoint\)"):
         load_detector(path)
 
 

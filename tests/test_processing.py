@@ -54,7 +54,9 @@ def test_hugging_face_file_without_our_keys_gets_defaults(tmp_path: Path) -> Non
     [
         ('{"size": ', "not valid JSON"),
         ('{"size": {"shortest_edge": 900, "longest_edge": 500}}', "shortest_edge <= longest_edge"),
-        ('{"image_std": [0.2, 0.0, 0.2]}', "std > 0"),
+        ('{"image_std": [0.2, 0.0, 0.2]}', "image_std must be > 0"),
+        ('{"image_mean": [NaN, 0.4, 0.4]}', "3 finite values"),
+        ('{"size": {"shortest_edge": 800, "longest_edge": 100000}}', "longest_edge <= 8192"),
         ('{"size": {"shortest_edge": "big"}}', "bad size"),
     ],
 )

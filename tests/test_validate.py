@@ -222,11 +222,12 @@ def test_tolerance_file_sets_backends_and_dtypes(tmp_path: Path) -> None:
     for text, message in [
         ("[default.fp8]\ndelta_ap = 1\n", "unknown dtype 'fp8'"),
         ("[default.fp32]\nmax_diff = 1\n", "unknown key"),
-        ("[default.fp32]\ndelta_ap = 'x'\n", "delta_ap must be a number"),
-        ("[default.fp32\n", "not valid TOML"),
+        ("[default.fp32]\ndelta_ap = 'x'\n", "delta_ap must be a finite number"),
+        ("[default.fp32]\nmax_abs_diff = nan\n", "max_abs_diff must be a finite number"),
+        ("[default.fp32\n", "is corrupt: not valid TOML"),
     ]:
         path.write_text(text)
         with pytest.raises(GsmlpError, match=message):
             load_tolerances(path)
-    with pytest.raises(GsmlpError, match="cannot read the tolerance file"):
+    with pytest.raises(GsmlpError, match="--tolerances .*missing.toml: no such file"):
         load_tolerances(tmp_path / "missing.toml")

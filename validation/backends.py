@@ -17,6 +17,7 @@ from torch import nn
 
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.graph import check_loadable
+from gsmlp.paths import require_file
 from gsmlp.validation.gate_decisions import GATE_DECISIONS_PREFIX, gate_probes, with_gate_outputs
 
 OUTPUTS = ("logits", "pred_boxes")
@@ -50,14 +51,12 @@ def _cuda_driver_present() -> bool:
 
 
 def read_onnx(path: str | Path) -> onnx.ModelProto:
-    """Load an ONNX file with a message naming it when it is missing or not ONNX."""
-    path = Path(path)
-    if not path.is_file():
-        raise GsmlpError(f"{path}: no such ONNX file (write one with `gsmlp export`)")
+    """Load an ONNX file with a message naming it when it is missing, a folder, or corrupt."""
+    path = require_file(path, "ONNX file")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and others; the user needs the file name
-        raise GsmlpError(f"{path} is not a readable ONNX model: {exc}") from None
+        raise GsmlpError(f"{path} is corrupt or not an ONNX model: {exc}") from None
     check_loadable(model, str(path))
     return model
 

@@ -11,12 +11,20 @@ import time
 from pathlib import Path
 
 from gsmlp.errors import GsmlpError
+from gsmlp.paths import folder_output
 from gsmlp.validation.summary import table_rows
 
 CALIBRATION_DATA = "shapes-train"
 VALIDATION_DATA = "shapes-val"
 # Recorded tokens per FFN: enough for a rank-16 gate on the small models, small enough to stay fast.
 RESERVOIR = 4000
+# What `gsmlp demo --out DIR` writes; an existing DIR is replaced only if it looks like this.
+DEMO_OUTPUT = folder_output(
+    "an earlier output of gsmlp demo (report.json, checkpoint/, ...)",
+    required=("report.json", "checkpoint"),
+    allowed=("report.md", "report_ap.png", "report_sparsity.png", "dense.onnx", "gated.onnx", "dense.engine",
+             "gated.engine", "dense.engine.json", "gated.engine.json"),
+)  # fmt: skip
 
 
 def _command(argv: list[str]) -> int:
@@ -28,14 +36,6 @@ def _command(argv: list[str]) -> int:
     if status != 0:
         raise GsmlpError(f"`gsmlp {' '.join(argv)}` exited with status {status}")
     return status
-
-
-def _check(args: argparse.Namespace) -> None:
-    for name in ("calib_images", "val_images", "gate_steps"):
-        if getattr(args, name) < 1:
-            raise GsmlpError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if not 0.0 < args.target_sparsity < 1.0:
-        raise GsmlpError(f"--target-sparsity must be between 0 and 1, got {args.target_sparsity}")
 
 
 def tensorrt_missing() -> str | None:
@@ -129,13 +129,12 @@ def run_demo(args: argparse.Namespace) -> dict:
     from gsmlp.validation.report_files import write_report_files
     from gsmlp.validation.tolerances import load_tolerances
 
-    _check(args)
     # Read before the long stages, so that a bad file fails in a second, not after calibration.
     tolerances = load_tolerances(args.tolerances) if args.tolerances else None
     out = Path(args.out)
     steps: dict = {}
     started = time.perf_counter()
-    with atomic_directory(out) as folder:
+    with atomic_directory(out, DEMO_OUTPUT, force=getattr(args, "force", False)) as folder:
         checkpoint = folder / "checkpoint"
         start = time.perf_counter()
         _command(

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from gsmlp.validation.backends import Backend
+from gsmlp.model.processing import nonfinite_outputs
+from gsmlp.validation.backends import OUTPUTS, Backend
 from gsmlp.validation.gate_decisions import GATE_DECISIONS_PREFIX
 from gsmlp.validation.parity import detection_agreement, output_differences
 from gsmlp.validation.tolerances import Tolerance
@@ -99,13 +100,19 @@ def run_backend(
     pinned to them at once, so that no batch's decisions are kept.
     """
     run = BackendRun()
-    for batch in tqdm(batches, desc=backend.name, unit="batch", disable=not progress, leave=False):
+    bar = tqdm(batches, desc=backend.name, unit="batch", disable=not progress, leave=False)
+    for index, batch in enumerate(bar):
         start = time.perf_counter()
         try:
             outputs = backend.run(batch.pixel_values, batch.pixel_mask)
         except Exception as exc:  # a backend crash is a result to report, not a reason to stop
             return BackendRun("failed", f"{type(exc).__name__}: {exc}")
         run.seconds.append(time.perf_counter() - start)
+        broken = nonfinite_outputs({name: outputs[name] for name in OUTPUTS if name in outputs})
+        if broken:
+            return BackendRun(
+                "failed", f"non-finite outputs on batch {index + 1} of {len(batches)}: {broken}"
+            )
         gate_decisions = _split_gate_decisions(outputs)
         run.outputs.append(outputs)
         if gate_decisions and pin is not None:
@@ -116,6 +123,24 @@ def run_backend(
             run.pinned = run.pinned or PinnedParity()
             run.pinned.add(reference, outputs, counts)
     return run
+
+
+def _fail_on_shape_mismatch(run: BackendRun, reference: BackendRun, reference_name: str) -> None:
+    """A backend whose outputs are not shaped like the reference's computes another model: it fails, with
+    the output and both shapes named, and the others still report."""
+    if run is reference or run.status != "ok":
+        return
+    for index, (ref, out) in enumerate(zip(reference.outputs, run.outputs, strict=True)):
+        for name in OUTPUTS:
+            if name in ref and name in out and ref[name].shape != out[name].shape:
+                run.status = "failed"
+                run.reason = (
+                    f"output {name} of batch {index + 1} has shape {list(out[name].shape)}, "
+                    f"{reference_name}'s {list(ref[name].shape)}: the file computes another model "
+                    "(exported from another one?)"
+                )
+                run.outputs, run.pinned = [], None
+                return
 
 
 def _merged_parity(reference: list[Outputs], other: list[Outputs], family: str) -> dict:
@@ -200,6 +225,10 @@ def validate_backends(
             if isinstance(backend, str)
             else run_backend(backend, batches, progress, pin if name != reference else None)
         )
+    ref_run = runs.get(reference)
+    if ref_run is not None and ref_run.status == "ok":
+        for run in runs.values():
+            _fail_on_shape_mismatch(run, ref_run, reference)
     metrics = {
         name: evaluate(run.outputs) if evaluate and run.status == "ok" else None for name, run in runs.items()
     }
@@ -213,7 +242,6 @@ def validate_backends(
         }
         for name, run in runs.items()
     }
-    ref_run = runs.get(reference)
     if ref_run is None or ref_run.status != "ok":
         why = ref_run.reason if ref_run else "not among the backends"
         report["parity"] = {}

@@ -8,13 +8,18 @@ import onnx
 from gsmlp.errors import GsmlpError
 
 
-def input_shape(model: onnx.ModelProto, name: str = "pixel_values") -> tuple[int | None, ...]:
+def input_shape(
+    model: onnx.ModelProto, name: str = "pixel_values", source: str = "the ONNX file"
+) -> tuple[int | None, ...]:
     """The declared shape of an input; None for a dynamic dimension."""
     for value in model.graph.input:
         if value.name == name:
             dims = value.type.tensor_type.shape.dim
             return tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
-    raise GsmlpError(f"the ONNX file has no input {name!r}; gsmlp exports pixel_values and pixel_mask")
+    raise GsmlpError(
+        f"{source} has no input {name!r}: it is empty or was not written by gsmlp export "
+        "(whose files take pixel_values and pixel_mask)"
+    )
 
 
 def fit_batch(

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from gsmlp.io import atomic_path, write_text_atomic
+from gsmlp.paths import json_output
+
+# An existing --report is replaced only if it is one of these (the demo's report.json is one too).
+VALIDATE_REPORT = json_output("a report written by gsmlp validate", ("backends", "parity", "pass"))
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -123,15 +127,25 @@ def _plot(path: Path, draw) -> None:
     plt.close(figure)
 
 
+def companion_paths(report_path: str | Path) -> tuple[Path, Path, Path]:
+    """REPORT.md, REPORT_ap.png and REPORT_sparsity.png: the files written beside REPORT.json."""
+    base = Path(report_path)
+    stem = base.with_suffix("")
+    return (
+        stem.with_suffix(".md"),
+        base.with_name(f"{stem.name}_ap.png"),
+        base.with_name(f"{stem.name}_sparsity.png"),
+    )
+
+
 def write_report_files(report: dict, report_path: str | Path, markdown: str | None = None) -> list[Path]:
     """REPORT.md, REPORT_ap.png and (gated model) REPORT_sparsity.png beside report_path; returns them.
 
     markdown replaces the default report_markdown(report) (the demo writes both modes into one file).
     """
-    base = Path(report_path)
-    stem = base.with_suffix("")
-    written = [stem.with_suffix(".md")]
-    write_text_atomic(written[0], markdown if markdown is not None else report_markdown(report))
+    markdown_path, ap_path, sparsity_path = companion_paths(report_path)
+    written = [markdown_path]
+    write_text_atomic(markdown_path, markdown if markdown is not None else report_markdown(report))
     aps = {n: (e.get("metrics") or {}).get("AP") for n, e in report["backends"].items()}
     aps = {n: ap for n, ap in aps.items() if ap is not None}
 
@@ -140,8 +154,8 @@ def write_report_files(report: dict, report_path: str | Path, markdown: str | No
         axes.set_ylabel("AP (COCO points)")
         axes.set_title("AP per backend")
 
-    written.append(base.with_name(f"{stem.name}_ap.png"))
-    _plot(written[-1], draw_ap)
+    written.append(ap_path)
+    _plot(ap_path, draw_ap)
     reference = report["backends"].get(report.get("reference", "pytorch"), {})
     per_layer = (reference.get("ffn_sparsity") or {}).get("per_layer")
     if per_layer:
@@ -154,6 +168,6 @@ def write_report_files(report: dict, report_path: str | Path, markdown: str | No
             axes.set_ylabel("fraction of FFN neurons skipped")
             axes.set_title("per-layer FFN sparsity (PyTorch)")
 
-        written.append(base.with_name(f"{stem.name}_sparsity.png"))
-        _plot(written[-1], draw_sparsity)
+        written.append(sparsity_path)
+        _plot(sparsity_path, draw_sparsity)
     return written

@@ -15,9 +15,30 @@ from gsmlp.validation.inputs import input_shape
 from gsmlp.validation.tolerances import Tolerances, tolerance_for
 
 
-def _onnx_metadata(path: str) -> tuple[dict[str, str], tuple[int | None, ...]]:
+def _onnx_metadata(path: str, loaded) -> tuple[dict[str, str], tuple[int | None, ...]]:
     proto = read_onnx(path)
-    return {p.key: p.value for p in proto.metadata_props}, input_shape(proto)
+    shape = input_shape(proto, source=path)
+    _check_output_shapes(proto, loaded, path)
+    return {p.key: p.value for p in proto.metadata_props}, shape
+
+
+def _check_output_shapes(proto, loaded, path: str) -> None:
+    """The file's per-image outputs (queries x classes, queries x 4) are the model's: a file exported from
+    another detector is named here, before any image runs."""
+    config = loaded.model.config
+    classes = config.num_labels + (1 if loaded.family == "detr" else 0)  # DETR adds "no object"
+    expected = {"logits": (config.num_queries, classes), "pred_boxes": (config.num_queries, 4)}
+    for output in proto.graph.output:
+        if output.name not in expected:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in output.type.tensor_type.shape.dim]
+        want = expected[output.name]
+        if len(dims) != 3 or any(got is not None and got != w for got, w in zip(dims[1:], want, strict=True)):
+            shown = "x".join("?" if d is None else str(d) for d in dims)
+            raise GsmlpError(
+                f"{path} does not fit --model {loaded.source}: its {output.name} output is {shown}, the "
+                f"model's is Bx{want[0]}x{want[1]}; it was exported from another model (re-export it)"
+            )
 
 
 def _reference_model(loaded, metadata: dict[str, str], path: str):
@@ -106,11 +127,11 @@ def build_report(
     tolerances: Tolerances | None = None,
 ) -> dict:
     path = str(onnx_path)
-    metadata, shape = _onnx_metadata(path)
+    metadata, shape = _onnx_metadata(path, loaded)
     model = _reference_model(loaded, metadata, path)
     batches = coco_batches(dataset, limit, loaded.preprocess, batch_size, shape, path)
     if not batches:
-        raise GsmlpError(f"{getattr(dataset, 'name', 'the dataset')} has no readable images to validate on")
+        raise dataset.usable_images_error(limit)
     dtype = metadata.get("gsmlp.dtype", "fp32")
     reset_sparsity(model)
     report = validate_backends(

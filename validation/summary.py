@@ -77,3 +77,19 @@ def format_table(rows: list[dict]) -> str:
         {f"{row['backend']} {row['status']}: {row['reason']}" for row in rows if row["status"] != "ok"}
     )
     return "\n".join(lines + notes)
+
+
+def failures(report: dict) -> list[str]:
+    """Why a validate report did not pass, one clause per failed backend or parity check."""
+    found = [f"{name} failed: {entry['reason']}" for name, entry in report["backends"].items()
+             if entry["status"] == "failed"]  # fmt: skip
+    for name, entry in report["parity"].items():
+        if not entry["pass"]:
+            tolerance = entry["tolerance"]
+            found.append(
+                f"{name} parity FAIL (max_abs_diff {entry['max_abs_diff']:.3g}, bound "
+                f"{tolerance['max_abs_diff']}; delta_AP {entry['delta_AP']}, bound {tolerance['delta_ap']})"
+            )
+    if not found and not report["pass"] and report.get("reason"):
+        found.append(report["reason"])
+    return found

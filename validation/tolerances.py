@@ -6,11 +6,13 @@ The file's format (docs/VALIDATION.md): tables named [BACKEND.DTYPE], BACKEND be
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from gsmlp.errors import GsmlpError
+from gsmlp.paths import require_file
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,13 @@ def tolerance_for(dtype: str, backend: str = "default", table: Tolerances | None
 
 def load_tolerances(path: str | Path) -> Tolerances:
     """Read a tolerance TOML file; every error names the file and the offending table or key."""
-    path = Path(path)
+    path = require_file(path, "--tolerances")
     try:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
         raise GsmlpError(f"cannot read the tolerance file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise GsmlpError(f"{path} is not valid TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GsmlpError(f"{path} is corrupt: not valid TOML ({exc})") from None
     table: Tolerances = {}
     # `default` first, so that a backend's own table builds on it wherever it sits in the file.
     for backend, dtypes in sorted(data.items(), key=lambda item: item[0] != "default"):
@@ -66,8 +68,8 @@ def load_tolerances(path: str | Path) -> Tolerances:
             if unknown:
                 raise GsmlpError(f"{where}: unknown key(s) {unknown}; use {', '.join(KEYS)}")
             for key, value in values.items():
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise GsmlpError(f"{where}: {key} must be a number >= 0, got {value!r}")
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+                    raise GsmlpError(f"{where}: {key} must be a finite number >= 0, got {value!r}")
             base = table.get(("default", dtype), DEFAULT_TOLERANCES[dtype]) if backend != "default" else None
             base = base or DEFAULT_TOLERANCES[dtype]
             table[(backend, dtype)] = replace(base, **{k: float(v) for k, v in values.items()})

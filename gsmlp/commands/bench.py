@@ -9,8 +9,12 @@ import platform
 import torch
 from tqdm import tqdm
 
+from gsmlp.args import BLOCK_SIZE, POSITIVE, THREADS, Range, add_force_argument, check_ranges, model_input
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_json_atomic
+from gsmlp.paths import OutputPlan, json_output
+
+BENCH_REPORT = json_output("a report written by gsmlp bench ffn", ("machine", "cases"))
 
 HELP = "benchmark the sparse kernels against the dense FFN"
 DESCRIPTION = """\
@@ -70,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ffn.add_argument(
         "--images", type=int, default=2, metavar="N", help="with --masks-from: images to run (default 2)"
     )
+    add_force_argument(ffn)
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -77,7 +82,7 @@ def _floats(text: str, option: str) -> list[float]:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise GsmlpError(f"{option} {text!r}: give comma-separated numbers, e.g. 0,0.5,0.9") from None
-    bad = [v for v in values if not 0.0 <= v < 1.0]
+    bad = [v for v in values if not 0.0 <= v < 1.0]  # NaN fails the comparison too
     if not values or bad:
         raise GsmlpError(f"{option} {text!r}: every sparsity must lie in [0, 1)")
     return values
@@ -86,18 +91,18 @@ def _floats(text: str, option: str) -> list[float]:
 def _check(args: argparse.Namespace) -> None:
     from gsmlp.kernels.bench import SHAPES
 
-    for name, value, low in (("--repeat", args.repeat, 1), ("--warmup", args.warmup, 0),
-                             ("--block-size", args.block_size, 1), ("--rank", args.rank, 1),
-                             ("--images", args.images, 1)):  # fmt: skip
-        if value < low:
-            raise GsmlpError(f"{name} is {value}; it must be >= {low}")
-    if args.threads is not None and args.threads < 1:
-        raise GsmlpError(f"--threads is {args.threads}; it must be >= 1")
+    check_ranges(args, {"repeat": POSITIVE, "warmup": Range(0), "block_size": BLOCK_SIZE,
+                        "rank": Range(1, 4096), "images": POSITIVE, "threads": THREADS})  # fmt: skip
     unknown = [s for s in args.shapes.split(",") if s not in SHAPES]
     if unknown:
         raise GsmlpError(f"--shapes: unknown {unknown[0]!r}; choose from {', '.join(SHAPES)}")
     if bool(args.masks_from) != bool(args.data):
         raise GsmlpError("--masks-from and --data go together: a gated checkpoint and a folder of its images")
+    if not args.masks_from:
+        _floats(args.sparsity, "--sparsity")
+    plan = OutputPlan(force=args.force)
+    plan.file(args.report, "--report", BENCH_REPORT)
+    plan.check({"--masks-from": model_input(args.masks_from), "--data": args.data})
 
 
 def print_table(cases: list) -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gsmlp.args import POSITIVE, add_force_argument, check_ranges
 from gsmlp.errors import GsmlpError
+from gsmlp.io import OutputKind
+from gsmlp.paths import OutputPlan, companion_output, require_file
+
+# The timing cache is read first and written back: whatever file is there is an earlier cache by design.
+TIMING_CACHE = OutputKind("a TensorRT timing cache", lambda _: True)
 
 HELP = "build a TensorRT engine with the GatedSparseMLP plugin"
 
@@ -60,16 +66,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="limit TensorRT's workspace memory pool to MB mebibytes (default: TensorRT's, the GPU memory)",
     )
     parser.add_argument("--verbose", action="store_true", help="print TensorRT's verbose log")
+    add_force_argument(parser)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Numbers, input files and output paths, before TensorRT is even imported."""
+    from gsmlp.runtime.engine_metadata import is_gsmlp_engine, metadata_path
+
+    check_ranges(args, {"workspace": POSITIVE})
+    if args.no_plugin and args.plugin_lib is not None:
+        raise GsmlpError("--no-plugin and --plugin-lib contradict each other: give one")
+    require_file(args.onnx, "--onnx")
+    if args.plugin_lib is not None:
+        require_file(args.plugin_lib, "--plugin-lib")
+    engine = OutputKind("an engine written by gsmlp build (ENGINE.json beside it)", is_gsmlp_engine)
+    plan = OutputPlan(force=args.force)
+    plan.file(args.out, "--out", engine)
+    plan.file(metadata_path(args.out), "--out's metadata", companion_output(args.out, engine))
+    if args.timing_cache is not None:
+        plan.file(args.timing_cache, "--timing-cache", TIMING_CACHE)
+    plan.check({"--onnx": args.onnx, "--plugin-lib": args.plugin_lib})
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the builder pulls in onnx, and tensorrt lazily, only when a build is asked for.
     from gsmlp.runtime.trt_build import BuildOptions, build_engine, parse_shapes
 
-    if args.workspace is not None and args.workspace < 1:
-        raise GsmlpError(f"--workspace {args.workspace}: must be a positive number of MB")
-    if args.no_plugin and args.plugin_lib is not None:
-        raise GsmlpError("--no-plugin and --plugin-lib contradict each other: give one")
+    _check_args(args)
     options = BuildOptions(
         onnx=args.onnx,
         out=args.out,

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from gsmlp.args import add_model_argument
+from gsmlp.args import (
+    BLOCK_SIZE,
+    FRACTION,
+    MAX_SEED,
+    POSITIVE,
+    Range,
+    add_force_argument,
+    add_model_argument,
+    check_ranges,
+    data_inputs,
+    model_input,
+)
 from gsmlp.calibration.choices import DEFAULT_SWEEP, GATE_LAYERS, LABELS, METHODS, ORDERINGS
 
 HELP = "SIBS static indicators and MGS micro-gates -> gated checkpoint"
@@ -98,11 +109,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"sparsity curve; '' for none (defaults: MGS {DEFAULT_SWEEP['mgs']}, SIBS {DEFAULT_SWEEP['sibs']})",
     )
     method.add_argument("--seed", type=int, default=0, help="reservoir sampling and gate training seed")
-    parser.add_argument("--out", required=True, metavar="DIR", help="the gated checkpoint folder to write")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="the gated checkpoint folder to write, atomically; an existing DIR is replaced only if it holds "
+        "an earlier output of gsmlp calibrate (or with --force)",
+    )
+    add_force_argument(parser)
+
+
+RANGES = {
+    "block_size": BLOCK_SIZE,
+    "max_images": POSITIVE,
+    "eval_max_images": POSITIVE,
+    "epsilon": Range(0.0, 1.0, high_open=True),
+    "target_sparsity": FRACTION,
+    "target_recall": FRACTION,
+    "rank": Range(1, 4096),
+    "gate_steps": POSITIVE,
+    "reservoir": POSITIVE,
+    "threshold_passes": Range(0),
+    "seed": Range(0, MAX_SEED),
+}
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Numbers in range and every output path safe to write, before a model is loaded."""
+    from gsmlp.calibration.workflow import CALIBRATE_OUTPUT, sweep_values
+    from gsmlp.paths import OutputPlan
+
+    check_ranges(args, RANGES)
+    sweep_values(args)
+    plan = OutputPlan(force=args.force)
+    plan.folder(args.out, "--out", CALIBRATE_OUTPUT)
+    inputs = {"--model": model_input(args.model), **data_inputs(args.data, args.images)}
+    plan.check({**inputs, **data_inputs(args.eval_data, args.eval_images, prefix="eval-")})
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the workflow needs torch and transformers, `gsmlp --help` needs neither.
     from gsmlp.calibration.workflow import calibrate_from_args
 
+    check_args(args)
     return calibrate_from_args(args)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from gsmlp.args import POSITIVE, Range, add_force_argument, check_ranges, data_inputs, model_input
 
 HELP = "the main job: calibrate, export, build, validate on the built-in model"
 DESCRIPTION = """\
@@ -16,7 +19,8 @@ Everything gsmlp does, on one small model, in one command (under a minute on a q
 
 DIR/report.json follows the `gsmlp validate` format (backends, parity, pass for the gated model) and adds
 `modes` (the full validate report of each of dense and gated), `table` and `steps`. DIR is written
-atomically: an interrupted demo leaves no DIR (and an earlier DIR untouched).
+atomically: an interrupted demo leaves no DIR (and an earlier DIR untouched). An existing DIR is replaced
+only if it holds an earlier demo output (report.json, checkpoint/, ...); anything else needs --force.
 The exit status is 1 when a backend fails parity or crashes.
 
 examples:
@@ -66,13 +70,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plugin-lib", metavar="FILE.so", help="GatedSparseMLP plugin library for the TensorRT builds"
     )
+    add_force_argument(parser)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Numbers, input files and the output folder, before anything runs."""
+    from gsmlp.paths import OutputPlan, require_file
+    from gsmlp.validation.demo import CALIBRATION_DATA, DEMO_OUTPUT, VALIDATION_DATA
+
+    check_ranges(args, {"calib_images": POSITIVE, "val_images": POSITIVE, "gate_steps": POSITIVE,
+                        "target_sparsity": Range(0.0, 1.0, low_open=True, high_open=True)})  # fmt: skip
+    for option, path in (("--tolerances", args.tolerances), ("--plugin-lib", args.plugin_lib)):
+        if path is not None:
+            require_file(path, option)
+    plan = OutputPlan(force=args.force)
+    plan.folder(args.out, "--out", DEMO_OUTPUT)
+    inputs = {"--model": model_input(args.model), "--tolerances": args.tolerances,
+              "--plugin-lib": args.plugin_lib}  # fmt: skip
+    splits = [data_inputs(name, None)["--data"] for name in (CALIBRATION_DATA, VALIDATION_DATA)]
+    plan.check({**inputs, "(the generated data)": splits})
 
 
 def run(args: argparse.Namespace) -> int:
     from gsmlp.validation.demo import run_demo
     from gsmlp.validation.summary import format_table
 
+    check_args(args)
     report = run_demo(args)
     print(format_table(report["table"]))
     print(f"report: {args.out}/report.json  ({'pass' if report['pass'] else 'FAIL'})")
-    return 0 if report["pass"] else 1
+    if not report["pass"]:
+        from gsmlp.validation.summary import failures
+
+        why = [f"{mode}: {clause}" for mode, mode_report in report["modes"].items()
+               for clause in failures(mode_report)]  # fmt: skip
+        print(f"error: the demo failed ({args.out}/report.json): {'; '.join(why)}", file=sys.stderr)
+        return 1
+    return 0

@@ -6,15 +6,26 @@ import argparse
 import datetime
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-from gsmlp.args import add_model_argument, load_model_from_args
+from gsmlp.args import (
+    BATCH,
+    BLOCK_SIZE,
+    POSITIVE,
+    THREADS,
+    add_force_argument,
+    add_model_argument,
+    check_ranges,
+    data_inputs,
+    load_model_from_args,
+    model_input,
+)
 from gsmlp.data.coco import CocoDataset, resolve_dataset
 from gsmlp.data.evaluate import coco_metrics, detect, format_metrics
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_json_atomic
+from gsmlp.paths import OutputPlan, json_output
 
 HELP = "evaluate a detector with COCO metrics and FFN sparsity"
 DESCRIPTION = """\
@@ -42,6 +53,7 @@ Examples:
   gsmlp eval --model my-detr/ --data annotations/instances_val2017.json --images val2017/ --limit 50
 """
 MODES = ("dense", "static", "gated", "oracle")
+EVAL_REPORT = json_output("a report written by gsmlp eval", ("metrics", "ffn_sparsity", "timing"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,16 +64,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images (in image-id order)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--report", type=Path, help="write the JSON report here")
+    parser.add_argument("--report", metavar="FILE.json", help="write the JSON report here (atomically)")
+    add_force_argument(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.batch_size < 1:
-        raise GsmlpError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.limit is not None and args.limit < 1:
-        raise GsmlpError(f"--limit must be at least 1, got {args.limit}")
-    if args.threads is not None and args.threads < 1:
-        raise GsmlpError(f"--threads must be at least 1, got {args.threads}")
+    """Options and paths, before the model is loaded: a mistake costs a second, never a whole run."""
+    check_ranges(args, {"batch_size": BATCH, "limit": POSITIVE, "threads": THREADS, "block_size": BLOCK_SIZE})
+    plan = OutputPlan(force=args.force)
+    if args.report:
+        plan.file(args.report, "--report", EVAL_REPORT)
+    plan.check({"--model": model_input(args.model), **data_inputs(args.data, args.images)})
 
 
 def _set_mode(detector, mode: str) -> None:
@@ -138,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     _set_mode(detector, args.mode)
     _warn_label_range(detector, dataset)
     detections, model_seconds = detect(detector, dataset, args.batch_size, args.limit)
+    if not detections:
+        raise dataset.usable_images_error(args.limit)
     metrics = coco_metrics(dataset, detections)
     notes = metrics.pop("notes")
     if dataset.unreadable:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from gsmlp.errors import GsmlpError
+from gsmlp.args import (
+    BATCH,
+    BLOCK_SIZE,
+    MAX_IMAGE_SIDE,
+    Range,
+    add_force_argument,
+    add_model_argument,
+    check_ranges,
+    load_model_from_args,
+    model_input,
+)
+from gsmlp.paths import OutputPlan
 
 HELP = "export a (gated) detector to ONNX with GatedSparseMLP nodes"
 DESCRIPTION = """\
@@ -27,8 +38,6 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from gsmlp.args import add_model_argument
-
     add_model_argument(parser)
     group = parser.add_argument_group("export")
     group.add_argument(
@@ -57,20 +66,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--width", type=int, default=800, metavar="W", help="traced image width (default: 800)"
     )
     group.add_argument("--batch", type=int, default=1, metavar="N", help="traced batch size (default: 1)")
+    add_force_argument(group)
 
 
-def _check_sizes(args: argparse.Namespace) -> None:
-    for name in ("height", "width", "batch"):
-        value = getattr(args, name)
-        if value < 1:
-            raise GsmlpError(f"--{name} must be at least 1, got {value}")
+def _check_args(args: argparse.Namespace) -> None:
+    from gsmlp.exporter.export import EXPORT_OUTPUT
+
+    side = Range(1, MAX_IMAGE_SIDE)
+    check_ranges(args, {"height": side, "width": side, "batch": BATCH, "block_size": BLOCK_SIZE})
+    plan = OutputPlan(force=args.force)
+    plan.file(args.out, "--out", EXPORT_OUTPUT)
+    plan.check({"--model": model_input(args.model)})
 
 
 def run(args: argparse.Namespace) -> int:
-    from gsmlp.args import load_model_from_args
     from gsmlp.exporter.export import ExportOptions, export_onnx
 
-    _check_sizes(args)
+    _check_args(args)
     loaded = load_model_from_args(args)
     options = ExportOptions(
         dense=args.dense,

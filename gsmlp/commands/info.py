@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from gsmlp.args import add_model_argument, load_model_from_args
+from gsmlp.args import BLOCK_SIZE, add_model_argument, check_ranges, load_model_from_args
 
 if TYPE_CHECKING:
     from gsmlp.model.loaders import LoadedDetector
@@ -46,6 +46,7 @@ def format_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_ranges(args, {"block_size": BLOCK_SIZE})
     detector = load_model_from_args(args)
     parameters = sum(p.numel() for p in detector.model.parameters())
     pre = detector.preprocess

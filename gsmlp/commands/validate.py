@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
+from gsmlp.args import (
+    BATCH,
+    BLOCK_SIZE,
+    POSITIVE,
+    add_force_argument,
+    add_model_argument,
+    check_ranges,
+    data_inputs,
+    model_input,
+)
 from gsmlp.errors import GsmlpError
+from gsmlp.paths import OutputPlan, companion_output, require_file
 
 HELP = "COCO mAP parity across PyTorch, ONNX Runtime and TensorRT"
 DESCRIPTION = """\
@@ -41,8 +54,6 @@ KNOWN_BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from gsmlp.args import add_model_argument
-
     add_model_argument(parser)
     group = parser.add_argument_group("validation")
     group.add_argument("--onnx", required=True, metavar="FILE.onnx", help="the file `gsmlp export` wrote")
@@ -76,7 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--limit", type=int, metavar="N", help="only the first N images")
     group.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per batch (default: 1)")
-    group.add_argument("--report", required=True, metavar="FILE.json", help="where to write the report")
+    group.add_argument(
+        "--report",
+        required=True,
+        metavar="FILE.json",
+        help="where to write the report (REPORT.md and the plots go beside it)",
+    )
+    add_force_argument(group)
 
 
 def parse_backends(text: str) -> list[str]:
@@ -93,11 +110,25 @@ def parse_backends(text: str) -> list[str]:
     return names
 
 
-def _check_counts(args: argparse.Namespace) -> None:
-    if args.batch_size < 1:
-        raise GsmlpError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.limit is not None and args.limit < 1:
-        raise GsmlpError(f"--limit must be at least 1, got {args.limit}")
+def _check_args(args: argparse.Namespace) -> None:
+    """Numbers, input files and every output path, before the model is loaded."""
+    from gsmlp.validation.report_files import VALIDATE_REPORT, companion_paths
+
+    check_ranges(args, {"batch_size": BATCH, "limit": POSITIVE, "block_size": BLOCK_SIZE})
+    files = {"--onnx": args.onnx, "--engine": args.engine, "--plugin-lib": args.plugin_lib,
+             "--tolerances": args.tolerances}  # fmt: skip
+    for option, path in files.items():
+        if path is not None:
+            # An engine or plugin that is absent only skips or fails the tensorrt backend, with the reason.
+            require_file(path, option, must_exist=option not in ("--engine", "--plugin-lib"))
+    plan = OutputPlan(force=args.force)
+    plan.file(args.report, "--report", VALIDATE_REPORT)
+    companion = companion_output(Path(args.report), VALIDATE_REPORT)
+    for path, what in zip(
+        companion_paths(args.report), ("markdown", "AP plot", "sparsity plot"), strict=True
+    ):
+        plan.file(path, f"--report's {what}", companion)
+    plan.check({"--model": model_input(args.model), **data_inputs(args.data, args.images), **files})
 
 
 def _print_summary(report: dict) -> None:
@@ -121,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
     from gsmlp.validation.tolerances import load_tolerances
 
     names = parse_backends(args.backends)
-    _check_counts(args)
+    _check_args(args)
+    tolerances = load_tolerances(args.tolerances) if args.tolerances else None
     loaded = load_model_from_args(args)
     dataset = resolve_dataset(args.data, args.images)
     report = build_report(
@@ -133,10 +165,15 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         engine=args.engine,
         plugin_lib=args.plugin_lib,
-        tolerances=load_tolerances(args.tolerances) if args.tolerances else None,
+        tolerances=tolerances,
     )
     write_json_atomic(args.report, report)
     write_report_files(report, args.report)
     _print_summary(report)
     print(f"report: {args.report}")
-    return 0 if report["pass"] else 1
+    if not report["pass"]:
+        from gsmlp.validation.summary import failures
+
+        print(f"error: validation failed ({args.report}): {'; '.join(failures(report))}", file=sys.stderr)
+        return 1
+    return 0

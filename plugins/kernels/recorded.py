@@ -3,6 +3,7 @@ FFN's input, so the kernel is timed on the masks its trained gate produces for r
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from torch import nn
 
 from gsmlp.errors import GsmlpError
 from gsmlp.model.gated_mlp import GatedSparseMLP
+from gsmlp.paths import require_folder
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -46,9 +48,7 @@ def record_ffn_inputs(model: nn.Module, run: callable) -> list[RecordedLayer]:
 
 
 def image_files(data: str | Path, limit: int) -> list[Path]:
-    folder = Path(data)
-    if not folder.is_dir():
-        raise GsmlpError(f"--data {data}: not a folder; give a folder of images (searched recursively)")
+    folder = require_folder(data, "--data")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise GsmlpError(f"--data {data}: no {'/'.join(IMAGE_SUFFIXES)} images in it")
@@ -71,11 +71,29 @@ def record_from_checkpoint(model_spec: str, data: str, images: int) -> list[Reco
             module.set_mode("gated")
             module.kernel = None  # record with the reference; the benchmark times the kernel itself
     paths = image_files(data, images)
+    used: list[Path] = []
 
     def run() -> None:
         for path in paths:
-            with Image.open(path) as image:
-                batch = preprocess([image], loaded.preprocess)
+            try:
+                with Image.open(path) as image:
+                    rgb = image.convert("RGB")
+            except Exception as exc:  # pillow raises many types for damaged files; each one skips the image
+                print(
+                    f"warning: skipping unreadable image {path}: {type(exc).__name__}: {exc}", file=sys.stderr
+                )
+                continue
+            batch = preprocess([rgb], loaded.preprocess)
             model(pixel_values=batch.pixel_values, pixel_mask=batch.pixel_mask)
+            used.append(path)
 
-    return record_ffn_inputs(model, run)
+    layers = record_ffn_inputs(model, run)
+    if not used:
+        raise GsmlpError(f"--data {data}: none of the {len(paths)} images could be read; nothing to time")
+    for layer in layers:
+        if not torch.isfinite(layer.inputs).all():
+            raise GsmlpError(
+                f"--masks-from {model_spec}: the inputs of {layer.name} hold NaN or infinite values on "
+                f"{data}; the model is broken, and timing it would measure nothing"
+            )
+    return layers
