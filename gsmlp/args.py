@@ -35,3 +35,16 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedDetector:
     from gsmlp.model.loaders import load_detector
 
     return load_detector(args.model, block_size=getattr(args, "block_size", 32))
+
+
+ORT_OP_HELP = (
+    "how ONNX Runtime computes the GatedSparseMLP nodes: library (the gsmlp op library, sparse; an error if "
+    "it is not built), function (the ONNX function body, dense then select), auto (the library where it is "
+    "built, else the function body; default). Reports name the one that ran"
+)
+
+
+def add_ort_op_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    from gsmlp.runtime.ort_session import OP_CHOICES  # torch-free, cheap
+
+    parser.add_argument("--ort-op", choices=OP_CHOICES, default="auto", help=ORT_OP_HELP)

@@ -10,7 +10,7 @@ import torch
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.export import ExportOptions, export_onnx
 from gsmlp.exporter.graph import gated_nodes, has_function
-from gsmlp.exporter.op_function import DOMAIN, OP_TYPE
+from gsmlp.exporter.op_identity import DOMAIN, OP_TYPE
 from gsmlp.model.gated_mlp import MicroGate
 from gsmlp.model.wrap import gated_layers, set_mode, wrap_ffns
 from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend, read_onnx

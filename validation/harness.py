@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gsmlp.validation.backends import Backend
-from gsmlp.validation.gate_decisions import GATE_DECISIONS_PREFIX
+from gsmlp.validation.gate_decisions import split_block_masks
 from gsmlp.validation.parity import detection_agreement, output_differences
 from gsmlp.validation.tolerances import Tolerance
 
@@ -75,11 +75,6 @@ def _merge_differences(merged: dict[str, dict[str, float]], differences: dict[st
             entry[key] = max(entry[key], diff[key])
 
 
-def _split_gate_decisions(outputs: Outputs) -> dict[str, np.ndarray]:
-    names = [name for name in outputs if name.startswith(GATE_DECISIONS_PREFIX)]
-    return {name[len(GATE_DECISIONS_PREFIX) :]: outputs.pop(name) for name in names}
-
-
 def _latency_ms(seconds: list[float]) -> dict[str, float | int] | None:
     # The first batch pays for lazy initialisation (allocations, kernel selection): not counted when
     # there are others.
@@ -106,7 +101,7 @@ def run_backend(
         except Exception as exc:  # a backend crash is a result to report, not a reason to stop
             return BackendRun("failed", f"{type(exc).__name__}: {exc}")
         run.seconds.append(time.perf_counter() - start)
-        gate_decisions = _split_gate_decisions(outputs)
+        gate_decisions = split_block_masks(outputs)
         run.outputs.append(outputs)
         if gate_decisions and pin is not None:
             try:

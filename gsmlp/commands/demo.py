@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gsmlp.args import add_ort_op_argument
+
 HELP = "the main job: calibrate, export, build, validate on the built-in model"
 DESCRIPTION = """\
 Everything gsmlp does, on one small model, in one command (under a minute on a quiet 2-core CPU):
@@ -66,12 +68,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plugin-lib", metavar="FILE.so", help="GatedSparseMLP plugin library for the TensorRT builds"
     )
+    add_ort_op_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from gsmlp.runtime.ort_session import library_status, op_library
     from gsmlp.validation.demo import run_demo
     from gsmlp.validation.summary import format_table
 
+    if args.ort_op == "auto" and op_library() is None:
+        print(library_status())
     report = run_demo(args)
     print(format_table(report["table"]))
     print(f"report: {args.out}/report.json  ({'pass' if report['pass'] else 'FAIL'})")

@@ -41,7 +41,7 @@ KNOWN_BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from gsmlp.args import add_model_argument
+    from gsmlp.args import add_model_argument, add_ort_op_argument
 
     add_model_argument(parser)
     group = parser.add_argument_group("validation")
@@ -74,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.toml",
         help="parity tolerances per backend and dtype (format: docs/VALIDATION.md; default: built-in)",
     )
+    add_ort_op_argument(group)
     group.add_argument("--limit", type=int, metavar="N", help="only the first N images")
     group.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per batch (default: 1)")
     group.add_argument("--report", required=True, metavar="FILE.json", help="where to write the report")
@@ -103,7 +104,10 @@ def _check_counts(args: argparse.Namespace) -> None:
 def _print_summary(report: dict) -> None:
     for name, entry in report["backends"].items():
         ap = (entry["metrics"] or {}).get("AP")
-        print(f"{name:12s} {entry['status']:8s} AP={ap if ap is None else round(ap, 2)} {entry['reason']}")
+        ran = f" [{entry['implementation']}]" if entry.get("implementation") else ""
+        print(
+            f"{name:12s} {entry['status']:8s} AP={ap if ap is None else round(ap, 2)}{ran} {entry['reason']}"
+        )
     for name, entry in report["parity"].items():
         verdict = "pass" if entry["pass"] else "FAIL"
         delta, diff = entry["delta_AP"], entry["max_abs_diff"]
@@ -116,12 +120,15 @@ def run(args: argparse.Namespace) -> int:
     from gsmlp.args import load_model_from_args
     from gsmlp.data.coco import resolve_dataset
     from gsmlp.io import write_json_atomic
+    from gsmlp.runtime.ort_session import library_status, op_library
     from gsmlp.validation.report_files import write_report_files
     from gsmlp.validation.session import build_report
     from gsmlp.validation.tolerances import load_tolerances
 
     names = parse_backends(args.backends)
     _check_counts(args)
+    if "onnxruntime" in names and args.ort_op == "auto" and op_library() is None:
+        print(library_status())
     loaded = load_model_from_args(args)
     dataset = resolve_dataset(args.data, args.images)
     report = build_report(
@@ -134,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         plugin_lib=args.plugin_lib,
         tolerances=load_tolerances(args.tolerances) if args.tolerances else None,
+        ort_op=args.ort_op,
     )
     write_json_atomic(args.report, report)
     write_report_files(report, args.report)

@@ -129,7 +129,7 @@ bool isSupportedType(DataType type) noexcept
 bool supportsCombination(
     int32_t pos, nvinfer1::PluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs)
 {
-    if (inOut == nullptr || nbInputs != kNB_INPUTS || nbOutputs != kNB_OUTPUTS || pos < 0
+    if (inOut == nullptr || nbInputs != kNB_INPUTS || nbOutputs < 1 || nbOutputs > kMAX_OUTPUTS || pos < 0
         || pos >= nbInputs + nbOutputs)
     {
         return false;
@@ -138,6 +138,10 @@ bool supportsCombination(
     if (desc.format != nvinfer1::TensorFormat::kLINEAR)
     {
         return false;
+    }
+    if (pos == kNB_INPUTS + kBLOCK_MASK)
+    {
+        return desc.type == DataType::kBOOL;
     }
     // X decides the type; every other tensor follows it.
     return pos == 0 ? isSupportedType(desc.type) : desc.type == inOut[0].type;

@@ -14,7 +14,8 @@
 namespace gsmlp::trt
 {
 
-//! Input order of the ONNX node; the one output Y has X's shape and type.
+//! Input order of the ONNX node. Output 0, Y, has X's shape and type; the optional output 1, BlockMask
+//! (block_mask_output = 1), is kBOOL of X's leading shape by the number of blocks.
 enum InputIndex : int32_t
 {
     kX = 0,
@@ -27,7 +28,8 @@ enum InputIndex : int32_t
     kGATE_BIAS = 7,
     kNB_INPUTS = 8
 };
-constexpr int32_t kNB_OUTPUTS{1};
+constexpr int32_t kMAX_OUTPUTS{2};
+constexpr int32_t kBLOCK_MASK{1}; //!< the index of output BlockMask
 
 //! Input names as in docs/op_spec.md, for messages.
 char const* inputName(int32_t index) noexcept;
@@ -39,8 +41,8 @@ std::string checkInputDims(nvinfer1::Dims const* dims, int32_t nbInputs, int32_t
 //! fp32 or fp16: the data types the kernel library computes.
 bool isSupportedType(nvinfer1::DataType type) noexcept;
 
-//! The format/type rule: every input and the output LINEAR, all of one type, fp32 or fp16.
-//! Decides for `pos` from inOut[0..pos] only, as TensorRT requires.
+//! The format/type rule: every tensor LINEAR; the inputs and Y of one type, fp32 or fp16; BlockMask kBOOL.
+//! Decides for `pos` from inOut[0..pos] only, as TensorRT requires. nbOutputs is 1 or 2.
 bool supportsCombination(int32_t pos, nvinfer1::PluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs);
 
 //! Rows of X: the product of its leading dimensions (0 for an empty X).
