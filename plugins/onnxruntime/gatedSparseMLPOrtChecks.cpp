@@ -1,22 +1,12 @@
 #include "gatedSparseMLPOrtChecks.h"
 
 #include <cmath>
+#include <cstdint>
 
 namespace gsmlp::ort
 {
 namespace
 {
-
-bool known(int64_t value)
-{
-    return value >= 0;
-}
-
-// Equal where both are known.
-bool agree(int64_t a, int64_t b)
-{
-    return !known(a) || !known(b) || a == b;
-}
 
 bool isSupportedType(ONNXTensorElementDataType type)
 {
@@ -41,102 +31,12 @@ std::string checkTypes(InputDescs const& inputs)
     return "";
 }
 
-std::string checkRanks(InputDescs const& inputs)
+shapes::Shape shapeOf(std::vector<int64_t> const& dims)
 {
-    if (inputs[kX].dims.empty())
-    {
-        return "input X must have at least 1 dimension (tokens are all leading dimensions), got a scalar";
-    }
-    size_t const expectedRank[kNB_INPUTS] = {0, 2, 1, 2, 1, 2, 2, 1};
-    for (int32_t i = kW1; i < kNB_INPUTS; ++i)
-    {
-        if (inputs[i].dims.size() != expectedRank[i])
-        {
-            return std::string("input ") + inputName(i) + " must have " + std::to_string(expectedRank[i])
-                + " dimension" + (expectedRank[i] == 1 ? "" : "s") + ", got shape " + shapeToString(inputs[i].dims);
-        }
-    }
-    return "";
-}
-
-struct Rule
-{
-    char const* what;
-    int32_t indexA;
-    int32_t dimA; // -1: the last dimension
-    int32_t indexB;
-    int32_t dimB;
-};
-
-int64_t dimOf(InputDescs const& inputs, int32_t index, int32_t dim)
-{
-    std::vector<int64_t> const& dims = inputs[index].dims;
-    return dim < 0 ? dims.back() : dims[dim];
-}
-
-std::string checkWidths(InputDescs const& inputs)
-{
-    // d_model D, hidden H, rank R and the block count must agree wherever they appear.
-    Rule const rules[] = {
-        {"d_model", kX, -1, kW1, 1},
-        {"d_model", kX, -1, kW2, 0},
-        {"d_model", kX, -1, kB2, 0},
-        {"d_model", kX, -1, kGATE_DOWN, 1},
-        {"hidden", kW1, 0, kB1, 0},
-        {"hidden", kW1, 0, kW2, 1},
-        {"gate rank", kGATE_DOWN, 0, kGATE_UP, 1},
-        {"number of blocks", kGATE_UP, 0, kGATE_BIAS, 0},
-    };
-    for (Rule const& rule : rules)
-    {
-        int64_t const a = dimOf(inputs, rule.indexA, rule.dimA);
-        int64_t const b = dimOf(inputs, rule.indexB, rule.dimB);
-        if (!agree(a, b))
-        {
-            int32_t const dimA = rule.dimA < 0 ? static_cast<int32_t>(inputs[rule.indexA].dims.size()) - 1 : rule.dimA;
-            return std::string(rule.what) + ": " + inputName(rule.indexA) + ".shape[" + std::to_string(dimA)
-                + "] = " + std::to_string(a) + " but " + inputName(rule.indexB) + ".shape[" + std::to_string(rule.dimB)
-                + "] = " + std::to_string(b);
-        }
-    }
-    return "";
-}
-
-std::string checkSizes(InputDescs const& inputs, int64_t blockSize)
-{
-    int64_t const d = inputs[kX].dims.back();
-    int64_t const h = inputs[kW1].dims[0];
-    int64_t const r = inputs[kGATE_DOWN].dims[0];
-    int64_t const nb = inputs[kGATE_UP].dims[0];
-    if (known(d) && d < 1)
-    {
-        return "d_model (X's last dimension) must be >= 1, got " + std::to_string(d);
-    }
-    if (known(h) && h < 1)
-    {
-        return "hidden (W1.shape[0]) must be >= 1, got " + std::to_string(h);
-    }
-    if (known(r) && r < 1)
-    {
-        return "gate rank (GateDown.shape[0]) must be >= 1, got " + std::to_string(r);
-    }
-    if (known(h) && known(nb) && nb != (h + blockSize - 1) / blockSize)
-    {
-        int64_t const expected = (h + blockSize - 1) / blockSize;
-        return "GateUp.shape[0] = " + std::to_string(nb) + " blocks, but hidden " + std::to_string(h)
-            + " with block_size " + std::to_string(blockSize) + " makes ceil(" + std::to_string(h) + "/"
-            + std::to_string(blockSize) + ") = " + std::to_string(expected);
-    }
-    return "";
+    return {static_cast<int32_t>(dims.size()), dims.data()};
 }
 
 } // namespace
-
-char const* inputName(int32_t index) noexcept
-{
-    static char const* const kNAMES[kNB_INPUTS] = {"X", "W1", "B1", "W2", "B2", "GateDown", "GateUp", "GateBias"};
-    return index >= 0 && index < kNB_INPUTS ? kNAMES[index] : "(no such input)";
-}
 
 std::string checkAttributes(Attributes const& attributes, int64_t nodeOutputs)
 {
@@ -167,30 +67,22 @@ std::string checkAttributes(Attributes const& attributes, int64_t nodeOutputs)
 
 std::string checkInputs(InputDescs const& inputs, int64_t blockSize)
 {
-    std::string error = checkTypes(inputs);
-    if (error.empty())
+    std::string const error = checkTypes(inputs);
+    if (!error.empty())
     {
-        error = checkRanks(inputs);
+        return error;
     }
-    if (error.empty())
+    shapes::Shape shapes[kNB_INPUTS];
+    for (int32_t i = 0; i < kNB_INPUTS; ++i)
     {
-        error = checkWidths(inputs);
+        shapes[i] = shapeOf(inputs[i].dims);
     }
-    if (error.empty())
-    {
-        error = checkSizes(inputs, blockSize);
-    }
-    return error;
+    return shapes::check(shapes, blockSize);
 }
 
 int64_t tokenCount(std::vector<int64_t> const& x) noexcept
 {
-    int64_t tokens = 1;
-    for (size_t i = 0; i + 1 < x.size(); ++i)
-    {
-        tokens *= x[i];
-    }
-    return tokens;
+    return shapes::tokenCount(shapeOf(x));
 }
 
 std::vector<int64_t> blockMaskShape(InputDescs const& inputs)
@@ -211,16 +103,6 @@ gsmlp_problem makeProblem(InputDescs const& inputs, Attributes const& attributes
     problem.threshold = attributes.threshold;
     problem.dtype = inputs[kX].type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 ? GSMLP_FP16 : GSMLP_FP32;
     return problem;
-}
-
-std::string shapeToString(std::vector<int64_t> const& dims)
-{
-    std::string text = "[";
-    for (size_t i = 0; i < dims.size(); ++i)
-    {
-        text += (i == 0 ? "" : ",") + std::to_string(dims[i]);
-    }
-    return text + "]";
 }
 
 std::string typeName(ONNXTensorElementDataType type)

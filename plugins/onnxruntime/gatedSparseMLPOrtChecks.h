@@ -5,6 +5,7 @@
 #define GSMLP_ORT_GATED_SPARSE_MLP_CHECKS_H
 
 #include "gsmlp/gated_sparse_mlp.h"
+#include "gsmlp/gated_sparse_mlp_shapes.hpp"
 #include "onnxruntime_c_api.h"
 
 #include <array>
@@ -15,23 +16,19 @@
 namespace gsmlp::ort
 {
 
-//! Input order of the ONNX node (docs/op_spec.md).
-enum InputIndex : int32_t
-{
-    kX = 0,
-    kW1 = 1,
-    kB1 = 2,
-    kW2 = 3,
-    kB2 = 4,
-    kGATE_DOWN = 5,
-    kGATE_UP = 6,
-    kGATE_BIAS = 7,
-    kNB_INPUTS = 8
-};
+//! Input order of the ONNX node and the input names (docs/op_spec.md), shared with the TensorRT plugin.
+using shapes::inputName;
+using shapes::kB1;
+using shapes::kB2;
+using shapes::kGATE_BIAS;
+using shapes::kGATE_DOWN;
+using shapes::kGATE_UP;
+using shapes::kNB_INPUTS;
+using shapes::kW1;
+using shapes::kW2;
+using shapes::kX;
 //! Y, and the optional BlockMask.
 constexpr int32_t kMAX_OUTPUTS{2};
-
-char const* inputName(int32_t index) noexcept;
 
 //! One input as ONNX Runtime describes it; dims of -1 are unknown (only while a session is being created).
 struct TensorDesc
@@ -53,7 +50,8 @@ struct Attributes
 std::string checkAttributes(Attributes const& attributes, int64_t nodeOutputs);
 
 //! Types and shapes of the 8 inputs against each other: "" or a message naming the input and the problem
-//! (e.g. "d_model: X.shape[2] = 256 but W1.shape[1] = 128"). Unknown dims (-1) match anything.
+//! (e.g. "d_model: X.shape[2] = 256 but W1.shape[1] = 128"; the shape rules are
+//! gsmlp/gated_sparse_mlp_shapes.hpp). Unknown dims (-1) match anything.
 std::string checkInputs(InputDescs const& inputs, int64_t blockSize);
 
 //! Rows of X: the product of its leading dimensions (0 for an empty X).
@@ -64,9 +62,6 @@ std::vector<int64_t> blockMaskShape(InputDescs const& inputs);
 
 //! The kernel problem for fully known, checked inputs.
 gsmlp_problem makeProblem(InputDescs const& inputs, Attributes const& attributes);
-
-//! "[2,100,256]", for messages.
-std::string shapeToString(std::vector<int64_t> const& dims);
 
 //! "float32", "float16", "double", ... for messages.
 std::string typeName(ONNXTensorElementDataType type);
