@@ -19,6 +19,7 @@ from gsmlp.exporter.export_modules import GatedMLPForExport, PlainMLPForExport
 from gsmlp.exporter.fold import fold_gated, fold_plain
 from gsmlp.exporter.fp16 import convert_to_fp16
 from gsmlp.exporter.graph import finish_model
+from gsmlp.exporter.op_identity import DOMAIN, DOMAIN_VERSION
 from gsmlp.exporter.retype import demote_float64
 from gsmlp.io import OutputKind, write_bytes_atomic
 from gsmlp.model.gated_mlp import GatedSparseMLP
@@ -183,7 +184,7 @@ def _trace_to_onnx(model: nn.Module, options: ExportOptions, gated: bool) -> onn
             output_names=OUTPUT_NAMES,
             dynamic_axes=_dynamic_axes(options),
             opset_version=OPSET,
-            custom_opsets={"gsmlp": 1} if gated else None,
+            custom_opsets={DOMAIN: DOMAIN_VERSION} if gated else None,
             do_constant_folding=True,
             dynamo=False,  # the dynamo exporter fails on transformers' data-dependent isfinite check
         )

@@ -6,7 +6,14 @@ import onnx
 from onnx import helper
 
 from gsmlp.errors import GsmlpError
-from gsmlp.exporter.op_function import DOMAIN, DOMAIN_VERSION, OP_TYPE, gated_sparse_mlp_function
+from gsmlp.exporter.op_function import gated_sparse_mlp_function
+from gsmlp.exporter.op_identity import (
+    BLOCK_MASK_ATTRIBUTE,
+    BLOCK_MASK_OUTPUT_PREFIX,
+    DOMAIN,
+    DOMAIN_VERSION,
+    OP_TYPE,
+)
 
 
 def gated_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
@@ -71,3 +78,29 @@ def check_loadable(model: onnx.ModelProto, path: str) -> None:
             f"{path} has {len(gated_nodes(model))} {DOMAIN}::{OP_TYPE} nodes but no {DOMAIN}::{OP_TYPE} "
             "local function, so ONNX Runtime cannot run it; re-export it with `gsmlp export`"
         )
+
+
+def expose_block_masks(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """A copy in which every GatedSparseMLP node also outputs BlockMask, its own gate decisions, as a graph
+    output named BLOCK_MASK_OUTPUT_PREFIX + the node's name; and those names.
+
+    The node gains output 1 and `block_mask_output = 1` (the attribute tells a TensorRT plugin, which cannot
+    see the node's outputs, to have two), and the local function becomes its two-output form, so the library,
+    the plugin and the inlined body all report the decisions they took. The file itself is not changed.
+    """
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    names = []
+    for index, node in enumerate(gated_nodes(copy)):
+        if len(node.output) > 1:
+            continue  # already exposed
+        name = BLOCK_MASK_OUTPUT_PREFIX + (node.name or f"node{index}")
+        node.output.append(name)
+        node.attribute.append(helper.make_attribute(BLOCK_MASK_ATTRIBUTE, 1))
+        copy.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.BOOL, None))
+        names.append(name)
+    if names and has_function(copy):
+        kept = [f for f in copy.functions if not (f.domain == DOMAIN and f.name == OP_TYPE)]
+        del copy.functions[:]
+        copy.functions.extend([*kept, gated_sparse_mlp_function(block_mask=True)])
+    return copy, names

@@ -10,14 +10,16 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-DOMAIN = "gsmlp"
-OP_TYPE = "GatedSparseMLP"
-DOMAIN_VERSION = 1
+from gsmlp.exporter.op_identity import (
+    ATTRIBUTES,
+    BLOCK_MASK_ATTRIBUTE,
+    DOMAIN,
+    INPUTS,
+    OP_TYPE,
+    OUTPUTS,
+)
+
 BODY_OPSET = 17
-PLUGIN_VERSION = "1"
-PLUGIN_NAMESPACE = ""
-INPUTS = ("X", "W1", "B1", "W2", "B2", "GateDown", "GateUp", "GateBias")
-ATTRIBUTES = ("block_size", "threshold", "plugin_version", "plugin_namespace")
 
 
 def _constant_from_attribute(output: str, value_kind: str, attribute: str, kind: int) -> onnx.NodeProto:
@@ -40,8 +42,7 @@ def _linear(x: str, weight: str, bias: str, out: str) -> list[onnx.NodeProto]:
 def gate_nodes() -> list[onnx.NodeProto]:
     """logits = GateUp (GateDown x) + GateBias; active = NOT(logits <= threshold): NaN stays active.
 
-    Also the body of the probe through which `gsmlp validate` reads ONNX Runtime's own gate decisions
-    (gsmlp.validation.gate_decisions), so the two can never compute the gate differently.
+    `block_on` ([..., NB]) is also the optional output BlockMask: the decisions the body itself took.
     """
     return [
         helper.make_node("Transpose", ["GateDown"], ["gate_down_t"], perm=[1, 0]),
@@ -80,15 +81,22 @@ def _ffn_nodes() -> list[onnx.NodeProto]:
     ]
 
 
-def gated_sparse_mlp_function() -> onnx.FunctionProto:
-    """The FunctionProto every exported gated model carries (domain gsmlp, name GatedSparseMLP)."""
+def gated_sparse_mlp_function(block_mask: bool = False) -> onnx.FunctionProto:
+    """The FunctionProto every exported gated model carries (domain gsmlp, name GatedSparseMLP).
+
+    block_mask: also output BlockMask, the gate's own block decisions ([..., NB] bool). Exported files carry
+    the one-output function; `expose_block_masks` (exporter/graph.py) switches an in-memory copy to this one.
+    """
+    nodes = [*gate_nodes(), *_neuron_mask_nodes(), *_ffn_nodes()]
+    if block_mask:
+        nodes.append(helper.make_node("Identity", ["block_on"], [OUTPUTS[1]]))
     return helper.make_function(
         DOMAIN,
         OP_TYPE,
         inputs=list(INPUTS),
-        outputs=["Y"],
-        nodes=[*gate_nodes(), *_neuron_mask_nodes(), *_ffn_nodes()],
+        outputs=list(OUTPUTS if block_mask else OUTPUTS[:1]),
+        nodes=nodes,
         opset_imports=[helper.make_opsetid("", BODY_OPSET)],
-        attributes=list(ATTRIBUTES),
+        attributes=[*ATTRIBUTES, BLOCK_MASK_ATTRIBUTE] if block_mask else list(ATTRIBUTES),
         doc_string="Y = W2 (mask ? relu(W1 X + B1) : 0) + B2; block j on iff NOT(gate_logit_j <= threshold).",
     )

@@ -124,3 +124,16 @@ def check_ranges(args: argparse.Namespace, ranges: Mapping[str, Range]) -> None:
         if value is not None and not allowed.holds(value):
             option = "--" + dest.replace("_", "-")
             raise GsmlpError(f"{option} must be {allowed.describe()}, got {value}")
+
+
+ORT_OP_HELP = (
+    "how ONNX Runtime computes the GatedSparseMLP nodes: library (the gsmlp op library, sparse; an error if "
+    "it is not built), function (the ONNX function body, dense then select), auto (the library where it is "
+    "built, else the function body; default). Reports name the one that ran"
+)
+
+
+def add_ort_op_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    from gsmlp.runtime.ort_session import OP_CHOICES  # torch-free, cheap
+
+    parser.add_argument("--ort-op", choices=OP_CHOICES, default="auto", help=ORT_OP_HELP)

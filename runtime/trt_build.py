@@ -97,6 +97,7 @@ class BuildOptions:
     timing_cache: Path | None = None
     workspace_mb: int | None = None
     verbose: bool = False
+    block_masks: bool = False  # expose each GatedSparseMLP layer's BlockMask as an engine output
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -134,16 +135,35 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _parse(trt: ModuleType, builder: Any, logger: Any, onnx_path: Path) -> tuple[Any, Any]:
+def _with_block_masks(onnx_path: Path) -> tuple[bytes, list[str]]:
+    """The file with every GatedSparseMLP node's BlockMask as a graph output (in memory; the file stays)."""
+    import onnx
+
+    from gsmlp.exporter.graph import expose_block_masks
+
+    model, names = expose_block_masks(onnx.load(str(onnx_path), load_external_data=False))
+    return model.SerializeToString(), names
+
+
+def _parse(
+    trt: ModuleType, builder: Any, logger: Any, onnx_path: Path, block_masks: bool = False
+) -> tuple[Any, Any, list[str]]:
+    """The network, its parser, and the BlockMask outputs added (block_masks)."""
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    # parse_from_file resolves weights stored as external data beside the model.
-    if not parser.parse_from_file(str(onnx_path)):
+    names: list[str] = []
+    if block_masks:
+        serialized, names = _with_block_masks(onnx_path)
+        # The path lets the parser find weights stored as external data beside the model.
+        parsed = parser.parse(serialized, str(onnx_path))
+    else:
+        parsed = parser.parse_from_file(str(onnx_path))
+    if not parsed:
         raise GsmlpError(
             f"TensorRT's ONNX parser rejected {onnx_path}:\n" + "\n".join(parser_error_lines(parser))
         )
-    return network, parser
+    return network, parser, names
 
 
 def _plugin_layer_count(trt: ModuleType, network: Any) -> int:
@@ -188,7 +208,7 @@ def build_engine(options: BuildOptions) -> dict[str, Any]:
     gpu = gpu_description()
     logger = make_logger(trt, options.verbose)
     builder = trt.Builder(logger)
-    network, _parser = _parse(trt, builder, logger, options.onnx)
+    network, _parser, block_masks = _parse(trt, builder, logger, options.onnx, options.block_masks)
 
     plugin_layers = _plugin_layer_count(trt, network)
     if options.use_plugin and plugin_layers < gated_nodes:
@@ -248,6 +268,8 @@ def build_engine(options: BuildOptions) -> dict[str, Any]:
         "precision": "strongly typed: tensor types as in the ONNX",
         "inputs": inputs,
         "outputs": outputs,
+        # Outputs holding each GatedSparseMLP layer's own gate decisions (gsmlp build --block-masks).
+        "block_mask_outputs": block_masks,
         "workspace_mb": options.workspace_mb,
         "timing_cache": str(options.timing_cache) if options.timing_cache else None,
         "build_seconds": round(seconds, 3),

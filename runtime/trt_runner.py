@@ -140,7 +140,18 @@ class TensorRTRunner:
             raise GsmlpError(
                 f"{self.engine_path} has outputs {self.output_names}, not {list(REQUIRED_OUTPUTS)}"
             )
-        return {name: value.astype(np.float32, copy=False) for name, value in outputs.items()}
+        # Floating outputs as fp32 for comparison; block masks (engines built with --block-masks) stay bool.
+        return {
+            name: value.astype(np.float32, copy=False) if value.dtype.kind == "f" else value
+            for name, value in outputs.items()
+        }
+
+    @property
+    def implementation(self) -> str | None:
+        """What computes the GatedSparseMLP layers, from the engine's JSON (None without one)."""
+        if self.metadata is None:
+            return None
+        return "gsmlp TensorRT plugin" if self.metadata.get("plugin") else "inlined function body"
 
     def _profile_text(self, name: str) -> str:
         try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gsmlp.cli import main
+from gsmlp.runtime.ort_session import op_library
 from gsmlp.validation import demo as demo_pipeline
 from gsmlp.validation.demo import assemble_report, tensorrt_missing
 from gsmlp.validation.session import tensorrt_backend
@@ -74,6 +75,12 @@ def test_demo_at_tiny_scale(tmp_path: Path, capsys) -> None:
     gated = report["modes"]["gated"]["backends"]["pytorch"]
     assert gated["status"] == "ok" and gated["ffn_sparsity"]["encoder"] > 0.5  # target 0.9
     assert report["modes"]["gated"]["parity"]["onnxruntime"]["pass"] is True
+    ran = "gsmlp op library (CPU)" if op_library() is not None else "function body"
+    assert report["modes"]["gated"]["backends"]["onnxruntime"]["implementation"] == ran
+    rows = {(row["backend"], row["mode"]): row for row in report["table"]}
+    assert rows["onnxruntime", "gated"]["implementation"] == ran
+    assert rows["onnxruntime", "dense"]["implementation"] == "none (dense file)"
+    assert "GatedSparseMLP ran on" in printed and ran in printed
     if tensorrt_missing():
         assert report["backends"]["tensorrt"]["status"] == "skipped"
         assert report["steps"]["build_gated"]["status"] == "skipped"

@@ -10,7 +10,7 @@ import torch
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.export import ExportOptions, export_onnx
 from gsmlp.exporter.graph import gated_nodes, has_function
-from gsmlp.exporter.op_function import DOMAIN, OP_TYPE
+from gsmlp.exporter.op_identity import DOMAIN, OP_TYPE
 from gsmlp.model.gated_mlp import MicroGate
 from gsmlp.model.wrap import gated_layers, set_mode, wrap_ffns
 from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend, read_onnx
@@ -69,8 +69,9 @@ def test_one_node_per_gated_ffn_with_function_and_full_check(family: str, tmp_pa
             "plugin_version": b"1",
             "plugin_namespace": b"",
         }
-        assert len(node.input) == 8
+        assert len(node.input) == 8 and len(node.output) == 1  # the optional BlockMask is not deployed
         assert all(name in {i.name for i in proto.graph.initializer} for name in node.input[1:])
+    assert [list(f.output) for f in proto.functions] == [["Y"]]
     onnx.checker.check_model(proto, full_check=True)
     inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     typed = {
@@ -79,6 +80,28 @@ def test_one_node_per_gated_ffn_with_function_and_full_check(family: str, tmp_pa
     untyped = [o for n in inferred.graph.node for o in n.output if o and not typed.get(o)]
     assert not untyped, untyped[:5]
     assert all(typed[n.output[0]] == onnx.TensorProto.FLOAT for n in nodes)
+
+
+def test_expose_block_masks_adds_one_output_per_node_and_leaves_the_file(tmp_path) -> None:
+    from gsmlp.exporter.graph import expose_block_masks
+
+    path = tmp_path / "gated.onnx"
+    export_onnx(gated_tiny("detr"), path, ExportOptions(height=SIZE[0], width=SIZE[1]))
+    raw = path.read_bytes()
+    proto = onnx.load(str(path))
+    exposed, names = expose_block_masks(proto)
+    assert path.read_bytes() == raw and all(len(n.output) == 1 for n in gated_nodes(proto))
+    nodes = gated_nodes(exposed)
+    assert names == [n.output[1] for n in nodes] and len(names) == 4
+    assert all(name.startswith("gsmlp.block_mask:/detector/model/") for name in names)
+    for node in nodes:
+        assert {a.name: a.i for a in node.attribute if a.name == "block_mask_output"} == {
+            "block_mask_output": 1
+        }
+    assert [list(f.output) for f in exposed.functions] == [["Y", "BlockMask"]]
+    outputs = {o.name: o.type.tensor_type.elem_type for o in exposed.graph.output}
+    assert all(outputs[name] == onnx.TensorProto.BOOL for name in names)
+    assert expose_block_masks(exposed)[1] == []  # already exposed: nothing added twice
 
 
 def test_function_body_uses_attribute_references_and_where() -> None:

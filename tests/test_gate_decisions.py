@@ -1,32 +1,37 @@
-"""Gated parity: ONNX Runtime's gate decisions read back, PyTorch pinned to them, flips counted."""
+"""Gated parity: each ONNX Runtime implementation's own gate decisions (BlockMask) read back, PyTorch
+pinned to them, flips counted."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import onnx
+import pytest
 import torch
 
 from gsmlp.exporter.export import ExportOptions, export_onnx
 from gsmlp.model.wrap import gated_layers
+from gsmlp.runtime.ort_session import op_library, why_no_library
 from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend
-from gsmlp.validation.gate_decisions import (
-    GATE_DECISIONS_PREFIX,
-    PinnedReference,
-    gate_probes,
-    surviving_blocks,
-)
+from gsmlp.validation.gate_decisions import PinnedReference, split_block_masks, surviving_blocks
 from gsmlp.validation.harness import validate_backends
 from gsmlp.validation.tolerances import tolerance_for
 from tests.test_export import gated_tiny
 from tests.test_validate import SIZE, real_batches
 
 
-def _validate(model: torch.nn.Module, path: Path, coco_subset: Path, family: str) -> dict:
+@pytest.fixture(params=["function", "library"])
+def ort_op(request: pytest.FixtureRequest) -> str:
+    """Both ways ONNX Runtime computes GatedSparseMLP: the inlined function body and the gsmlp op library."""
+    if request.param == "library" and op_library() is None:
+        pytest.skip(why_no_library())
+    return request.param
+
+
+def _validate(model: torch.nn.Module, path: Path, coco_subset: Path, family: str, op: str = "auto") -> dict:
     backends = {
         "pytorch": PyTorchBackend(model),
-        "onnxruntime": OnnxRuntimeBackend(path, gate_decisions=True),
+        "onnxruntime": OnnxRuntimeBackend(path, gate_decisions=True, op=op),
     }
     return validate_backends(
         backends,
@@ -38,40 +43,39 @@ def _validate(model: torch.nn.Module, path: Path, coco_subset: Path, family: str
     )
 
 
-def test_onnxruntime_reports_every_gated_node_decisions(coco_subset: Path, tmp_path: Path) -> None:
+def test_onnxruntime_reports_every_gated_node_decisions(
+    coco_subset: Path, tmp_path: Path, ort_op: str
+) -> None:
     model = gated_tiny("detr", keep_fraction=0.6)
     path = tmp_path / "gated.onnx"
     export_onnx(model, path, ExportOptions(height=SIZE[0], width=SIZE[1]))
     batch = real_batches(coco_subset, 1)[0]
-    outputs = OnnxRuntimeBackend(path, gate_decisions=True).run(batch.pixel_values, batch.pixel_mask)
-    decided = {
-        name[len(GATE_DECISIONS_PREFIX) :]: v
-        for name, v in outputs.items()
-        if name.startswith(GATE_DECISIONS_PREFIX)
-    }
-    assert (
-        sorted(decided)
-        == sorted(gate_probes(onnx.load(str(path))))
-        == sorted(
-            f"model.{name.split('.')[0]}.layers.{name.split('.')[1]}.mlp" for name, _ in gated_layers(model)
-        )
+    backend = OnnxRuntimeBackend(path, gate_decisions=True, op=ort_op)
+    outputs = backend.run(batch.pixel_values, batch.pixel_mask)
+    decided = split_block_masks(outputs)
+    assert set(outputs) == {"logits", "pred_boxes"}
+    assert sorted(decided) == sorted(
+        f"model.{name.split('.')[0]}.layers.{name.split('.')[1]}.mlp" for name, _ in gated_layers(model)
     )
+    assert backend.implementation == ("function body" if ort_op == "function" else "gsmlp op library (CPU)")
     for module_path, blocks in decided.items():
         layer = model.get_submodule(module_path)
         kept = surviving_blocks(layer)
         assert blocks.dtype == np.bool_ and blocks.shape[0] == 1
         assert blocks.shape[-1] == (layer.num_blocks if kept is None else len(kept))
-    plain = OnnxRuntimeBackend(path).run(batch.pixel_values, batch.pixel_mask)
+    plain = OnnxRuntimeBackend(path, op=ort_op).run(batch.pixel_values, batch.pixel_mask)
     assert set(plain) == {"logits", "pred_boxes"}
     np.testing.assert_array_equal(plain["logits"], outputs["logits"])
 
 
-def test_same_decisions_give_no_flips_and_fp32_parity(family: str, coco_subset: Path, tmp_path: Path) -> None:
+def test_same_decisions_give_no_flips_and_fp32_parity(
+    family: str, coco_subset: Path, tmp_path: Path, ort_op: str
+) -> None:
     # A keep-mask exercises the mapping of folded (exported) blocks back to the module's blocks.
     model = gated_tiny(family, keep_fraction=0.6)
     path = tmp_path / "gated.onnx"
     export_onnx(model, path, ExportOptions(height=SIZE[0], width=SIZE[1]))
-    parity = _validate(model, path, coco_subset, family)["parity"]["onnxruntime"]
+    parity = _validate(model, path, coco_subset, family, ort_op)["parity"]["onnxruntime"]
     gates = parity["gate_decisions"]
     assert gates["pinned"] is True and gates["decisions"] > 1000
     assert gates["flip_rate"] <= 1e-3
@@ -79,7 +83,7 @@ def test_same_decisions_give_no_flips_and_fp32_parity(family: str, coco_subset: 
 
 
 def test_other_decisions_are_counted_as_flips_and_pinning_isolates_the_computation(
-    coco_subset: Path, tmp_path: Path
+    coco_subset: Path, tmp_path: Path, ort_op: str
 ) -> None:
     model = gated_tiny("detr")
     for _, layer in gated_layers(model):
@@ -88,7 +92,7 @@ def test_other_decisions_are_counted_as_flips_and_pinning_isolates_the_computati
     export_onnx(model, path, ExportOptions(height=SIZE[0], width=SIZE[1]))
     for _, layer in gated_layers(model):
         layer.threshold.fill_(0.0)
-    report = _validate(model, path, coco_subset, "detr")
+    report = _validate(model, path, coco_subset, "detr", ort_op)
     parity = report["parity"]["onnxruntime"]
     assert parity["gate_decisions"]["flip_rate"] > 0.05
     assert parity["max_abs_diff_unpinned"] > 1e-3  # the decisions differ, so do the outputs

@@ -10,6 +10,7 @@ from gsmlp.cli import main
 from gsmlp.kernels import bench, recorded
 from gsmlp.model.gated_mlp import MicroGate
 from gsmlp.model.wrap import gated_layers, set_mode, wrap_ffns
+from gsmlp.runtime.ort_session import op_library
 from tests.conftest import make_tiny_model
 
 needs_library = pytest.mark.skipif(not kernels.available(), reason="no kernel library")
@@ -28,6 +29,31 @@ def test_measure_reports_the_case_it_timed() -> None:
     assert case.sparsity == pytest.approx(0.75, abs=0.02)
     assert case.dense_ms > 0 and case.sparse_ms > 0 and case.pack_ms > 0
     assert case.speedup == pytest.approx(case.dense_ms / case.sparse_ms, rel=1e-2)
+
+
+@pytest.mark.skipif(op_library() is None, reason="the gsmlp ONNX Runtime op library is not built")
+def test_onnxruntime_measure_times_the_library_against_the_same_dense_ffn() -> None:
+    from gsmlp.kernels import bench_onnxruntime as ort_bench
+    from gsmlp.runtime.ort_session import open_session
+
+    layer = bench.random_gated_layer(64, 256, 32, rank=8)
+    x = torch.randn(300, 64)
+    threshold = bench.threshold_for_sparsity(layer, x, 0.75)
+    case = ort_bench.measure("tiny", layer, x.numpy(), threshold, dtype="fp32", threads=1, repeat=2, warmup=1)
+    assert case.backend == "onnxruntime" and case.tokens == 300 and case.threads == 1
+    assert case.sparsity == pytest.approx(0.75, abs=0.02)
+    assert case.dense_ms > 0 and case.sparse_ms > 0
+    # The baseline is the same FFN: with every block active the op equals the dense subgraph.
+    feeds = {"X": x.numpy()}
+    dense = open_session(ort_bench.dense_graph(layer, "fp32").SerializeToString(), op="function").session
+    every_block = ort_bench.op_graph(layer, float("-inf"), "fp32").SerializeToString()
+    sparse = open_session(every_block, op="library", use_cuda=False).session
+    torch.testing.assert_close(
+        torch.from_numpy(sparse.run(None, feeds)[0]),
+        torch.from_numpy(dense.run(None, feeds)[0]),
+        atol=1e-4,
+        rtol=1e-4,
+    )
 
 
 def _gated_tiny_model(family: str):
@@ -68,6 +94,7 @@ def test_recording_needs_a_gated_model() -> None:
         (["--shapes", "yolo"], "unknown 'yolo'"),
         (["--masks-from", "x"], "go together"),
         (["--threads", "0"], "--threads must be between 1 and 1024, got 0"),
+        (["--backend", "onnxruntime", "--device", "cuda"], "--backend onnxruntime times the synthetic cases"),
     ],
 )
 def test_bench_arguments_are_explained(argv, message, tmp_path, capsys) -> None:

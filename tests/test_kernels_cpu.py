@@ -18,7 +18,7 @@ import torch
 
 from gsmlp import kernels
 from gsmlp.errors import GsmlpError
-from gsmlp.kernels import _install
+from gsmlp.kernels import _calls, _install
 from gsmlp.kernels import _library as L
 from gsmlp.kernels._install import run_layer
 from gsmlp.kernels.bench import random_gated_layer
@@ -244,6 +244,78 @@ def _abi_call(*, block_size=32, stride=None, workspace_delta=0, null_w1=False, f
     return status, lib.gsmlp_last_error().decode()
 
 
+def kernel_block_mask(layer: GatedSparseMLP, x: torch.Tensor) -> torch.Tensor:
+    """The kernel's optional BlockMask output (gsmlp_tensors.block_mask, ABI 2) for x, on x's device."""
+    lib = L.load()
+    tokens = x.shape[0]
+    mask = torch.full((tokens, layer.num_blocks), 7, dtype=torch.uint8, device=x.device)
+    y = torch.empty_like(x)
+    problem = _calls.make_problem(
+        x, layer.fc1.weight, layer.block_size, layer.gate.rank, float(layer.threshold)
+    )
+    g = layer.gate
+    tensors = _calls.make_tensors(
+        x, layer.fc1.weight, layer.fc1.bias, layer.fc2.weight, layer.fc2.bias, g.down.weight, g.up.weight,
+        g.up.bias, y, None,
+    )  # fmt: skip
+    tensors.block_mask = mask.data_ptr()
+    if x.device.type == "cuda":
+        size = lib.gsmlp_cuda_workspace_size(ctypes.byref(problem))
+        workspace = torch.empty(size, dtype=torch.uint8, device=x.device)
+        stream = torch.cuda.current_stream(x.device).cuda_stream
+        status = lib.gsmlp_cuda_forward(
+            ctypes.byref(problem), ctypes.byref(tensors), workspace.data_ptr(), size, stream
+        )
+    else:
+        size = lib.gsmlp_cpu_workspace_size(ctypes.byref(problem), 2)
+        workspace = torch.empty(size, dtype=torch.uint8)
+        status = lib.gsmlp_cpu_forward(
+            ctypes.byref(problem), ctypes.byref(tensors), workspace.data_ptr(), size, 2
+        )
+    _calls.check(lib, "forward", status)
+    assert set(mask.unique().tolist()) <= {0, 1}  # every entry written, 0 or 1
+    return mask.bool()
+
+
+def test_block_mask_output_is_the_gates_own_decisions() -> None:
+    layer = make_layer(64, 300, 32)  # 10 blocks, the last one partial
+    x = torch.randn(600, 64)
+    set_sparsity(layer, x, 0.6)
+    with torch.no_grad():
+        expected = ~(layer.gate(x) <= layer.threshold)
+    assert torch.equal(kernel_block_mask(layer, x), expected)
+
+
+def test_run_packed_with_separate_scratch() -> None:
+    """ABI 2: weights packed once into their own buffer, scratch per call (the ONNX Runtime library's way)."""
+    lib = L.load()
+    layer = make_layer(64, 256, 32)
+    x = torch.randn(300, 64)
+    y = torch.empty_like(x)
+    g = layer.gate
+    problem = _calls.make_problem(x, layer.fc1.weight, 32, 16, 0.0)
+    tensors = _calls.make_tensors(
+        x, layer.fc1.weight, layer.fc1.bias, layer.fc2.weight, layer.fc2.bias, g.down.weight, g.up.weight,
+        g.up.bias, y, None,
+    )  # fmt: skip
+    packed = torch.zeros(lib.gsmlp_cpu_packed_size(ctypes.byref(problem)), dtype=torch.uint8)
+    scratch = torch.empty(lib.gsmlp_cpu_scratch_size(ctypes.byref(problem), 3), dtype=torch.uint8)
+    p, t = ctypes.byref(problem), ctypes.byref(tensors)
+
+    def run(scratch_bytes: int) -> int:
+        return lib.gsmlp_cpu_run_packed(
+            p, t, packed.data_ptr(), packed.numel(), scratch.data_ptr(), scratch_bytes, 3, None
+        )
+
+    assert run(scratch.numel()) == L.INVALID_ARGUMENT  # nothing packed yet
+    assert "gsmlp_cpu_pack_weights" in lib.gsmlp_last_error().decode()
+    assert lib.gsmlp_cpu_pack_weights(p, t, packed.data_ptr(), packed.numel(), 1) == L.OK
+    assert run(scratch.numel() - 1) == L.WORKSPACE_TOO_SMALL
+    assert "scratch has" in lib.gsmlp_last_error().decode()
+    assert run(scratch.numel()) == L.OK
+    torch.testing.assert_close(y, reference(layer, x)[0], **TOLERANCE[torch.float32])
+
+
 def test_abi_statuses() -> None:
     assert _abi_call() == (L.OK, "")
     status, message = _abi_call(workspace_delta=-1)
@@ -260,7 +332,7 @@ def test_abi_statuses() -> None:
 
 def test_library_facts() -> None:
     lib = L.load()
-    assert lib.gsmlp_abi_version() == 1
+    assert lib.gsmlp_abi_version() == L.ABI_VERSION == 2
     assert kernels.cpu_isa() in ("avx2-fma", "portable")
     if not kernels.cuda_built():  # a CPU-only build must say so from its CUDA entry point
         status = lib.gsmlp_cuda_forward(None, None, None, 0, None)

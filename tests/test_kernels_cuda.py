@@ -12,7 +12,7 @@ import torch
 from gsmlp import kernels
 from gsmlp.kernels import _library as L
 from gsmlp.kernels._install import run_layer
-from tests.test_kernels_cpu import TOLERANCE, check_case, make_layer, set_sparsity
+from tests.test_kernels_cpu import TOLERANCE, check_case, kernel_block_mask, make_layer, set_sparsity
 
 needs_gpu = pytest.mark.skipif(
     not (kernels.available() and kernels.cuda_built() and torch.cuda.is_available()),
@@ -88,3 +88,14 @@ def test_cuda_workspace_too_small() -> None:
         ctypes.byref(problem), ctypes.byref(tensors), workspace.data_ptr(), size, stream
     )
     assert status == L.OK, lib.gsmlp_last_error().decode()
+
+
+@needs_gpu
+@pytest.mark.gpu
+def test_cuda_block_mask_output_is_the_gates_own_decisions() -> None:
+    layer = make_layer(64, 300, 32).cuda()
+    x = torch.randn(600, 64, device="cuda")
+    set_sparsity(layer, x, 0.6)
+    with torch.no_grad():
+        expected = ~(layer.gate(x) <= layer.threshold)
+    assert torch.equal(kernel_block_mask(layer, x), expected)

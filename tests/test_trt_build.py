@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 
 from gsmlp.commands import build as build_command
 from gsmlp.errors import GsmlpError
-from gsmlp.runtime.trt_build import count_gated_nodes, parse_shapes, profile_dims
+from gsmlp.runtime.trt_build import _with_block_masks, count_gated_nodes, parse_shapes, profile_dims
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -102,6 +102,18 @@ def test_count_gated_nodes(tmp_path: Path) -> None:
         count_gated_nodes(bad)
 
 
+def test_block_masks_expose_each_node_in_memory_only(tmp_path: Path) -> None:
+    # What --block-masks hands TensorRT's parser: every node with its BlockMask as an engine output.
+    path = _gated_onnx(tmp_path / "m.onnx", nodes=3)
+    raw = path.read_bytes()
+    serialized, names = _with_block_masks(path)
+    assert names == [f"gsmlp.block_mask:ffn{i}" for i in range(3)]
+    model = onnx.load_from_string(serialized)
+    assert [list(n.output) for n in model.graph.node] == [[f"Y{i}", names[i]] for i in range(3)]
+    assert {o.name for o in model.graph.output} >= set(names)
+    assert path.read_bytes() == raw
+
+
 def test_missing_onnx_is_named(tmp_path: Path) -> None:
     args = _args("--onnx", str(tmp_path / "absent.onnx"), "--out", str(tmp_path / "m.engine"))
     with pytest.raises(GsmlpError, match="--onnx .*absent.onnx: no such file"):
@@ -140,6 +152,7 @@ def test_help_teaches_the_options() -> None:
         "--timing-cache",
         "--workspace",
         "--no-plugin",
+        "--block-masks",
     ):
         assert option in text
     assert "fp16" in build_command.DESCRIPTION

@@ -16,6 +16,7 @@ from gsmlp.model.checkpoint import save_gated
 from gsmlp.model.detector import LoadedDetector, ready_for_gsmlp
 from gsmlp.model.processing import PreprocessConfig
 from gsmlp.model.wrap import gated_layers
+from gsmlp.runtime.ort_session import op_library
 from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend
 from gsmlp.validation.harness import InputBatch, validate_backends
 from gsmlp.validation.inputs import fit_batch
@@ -154,9 +155,22 @@ def test_validate_command_on_real_coco_images(family: str, coco_subset: Path, tm
     assert report["pass"] is True and report["images"] == 4
     assert report["backends"]["onnxruntime"]["metrics"]["AP"] >= 0.0
     assert report["parity"]["onnxruntime"]["delta_AP"] == pytest.approx(0.0, abs=0.1)
+    built = op_library() is not None
+    ran = report["backends"]["onnxruntime"]["implementation"]
+    assert ran == ("gsmlp op library (CPU)" if built else "function body")
+    assert report["parity"]["onnxruntime"]["gate_decisions"]["pinned"] is True
+    assert f"| onnxruntime | ok | {ran} |" in report_path.with_suffix(".md").read_text()
+    # --ort-op function: the body, pinned to its own decisions, passes as well.
+    assert main([*common, "--onnx", str(onnx_path), "--ort-op", "function"]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["backends"]["onnxruntime"]["implementation"] == "function body" and report["pass"] is True
     # A dense file is checked against the dense model, and passes too.
     assert main(["export", "--model", str(checkpoint), "--out", str(dense_path), "--dense", *shape]) == 0
     assert main([*common, "--onnx", str(dense_path)]) == 0
+    assert (
+        json.loads(report_path.read_text())["backends"]["onnxruntime"]["implementation"]
+        == "none (dense file)"
+    )
 
 
 def test_validate_reports_tensorrt_and_writes_readable_files(coco_subset: Path, tmp_path: Path) -> None:

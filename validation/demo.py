@@ -59,7 +59,8 @@ def _build_engines(folder: Path, plugin_lib: str | None, steps: dict) -> dict[st
             engines[mode] = None
             continue
         engine = folder / f"{mode}.engine"
-        argv = ["build", "--onnx", str(folder / f"{mode}.onnx"), "--out", str(engine)]
+        # --block-masks: the engines report their gate decisions, so the tensorrt rows are pinned too.
+        argv = ["build", "--onnx", str(folder / f"{mode}.onnx"), "--out", str(engine), "--block-masks"]
         start = time.perf_counter()
         _command(argv + (["--plugin-lib", plugin_lib] if plugin_lib else []))
         steps[f"build_{mode}"] = {"status": "ok", "seconds": time.perf_counter() - start}
@@ -84,6 +85,7 @@ def _validate(checkpoint: Path, folder: Path, mode: str, engine, args, tolerance
         engine=engine,
         plugin_lib=args.plugin_lib,
         tolerances=tolerances,
+        ort_op=args.ort_op,
     )
 
 

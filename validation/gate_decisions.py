@@ -9,10 +9,10 @@ the outputs by far more than fp32 rounding. Parity of a gated model therefore ha
 - the decisions: the fraction of gate decisions the two backends took differently (`flip_rate`) must
   stay under its own bound, and the COCO deltas show what the flips cost.
 
-ONNX Runtime reports its own decisions: the input `X` of each `GatedSparseMLP` node becomes an extra
-graph output, and a probe model made of the function body's own gate nodes, holding that node's gate
-weights and threshold, runs on it in ONNX Runtime. The same kernels on the same values give the decisions
-the inlined body took, in fp32 and in fp16 alike.
+Every backend reports its own decisions: validation runs a copy of the file in which each
+`GatedSparseMLP` node also outputs BlockMask, the gate decisions it took itself (the op's optional output 1,
+exporter.graph.expose_block_masks). The ONNX Runtime op library, the inlined function body and the TensorRT
+plugin all fill it from the very comparison that chose their blocks, in fp32 and in fp16 alike.
 """
 
 from __future__ import annotations
@@ -22,48 +22,36 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 import torch
-from onnx import numpy_helper
 from torch import nn
 from torch.nn import functional as F
 
-from gsmlp.exporter.graph import gated_nodes
-from gsmlp.exporter.op_function import gate_nodes
+from gsmlp.exporter.op_identity import BLOCK_MASK_OUTPUT_PREFIX, OP_TYPE
 from gsmlp.model.gated_mlp import GatedSparseMLP, active_blocks
 
 if TYPE_CHECKING:  # backends imports this module: a runtime import would be circular
     from gsmlp.validation.backends import PyTorchBackend
 
-# Backend outputs under this prefix carry one gated node's block decisions, keyed by the module's path.
-GATE_DECISIONS_PREFIX = "gate_decisions:"
 # The exporter traces the detector as the attribute `detector` of a wrapper module.
 _TRACE_ROOT = "detector"
 
 
-def _module_path(node: onnx.NodeProto) -> str | None:
+def module_path(node_name: str) -> str | None:
     """'/detector/model/encoder/layers.0/mlp/GatedSparseMLP' -> 'model.encoder.layers.0.mlp'."""
-    parts = node.name.strip("/").split("/")
-    if len(parts) < 3 or parts[0] != _TRACE_ROOT or parts[-1] != node.op_type:
+    parts = node_name.strip("/").split("/")
+    if len(parts) < 3 or parts[0] != _TRACE_ROOT or parts[-1] != OP_TYPE:
         return None
     return ".".join(parts[1:-1])
 
 
-def with_gate_outputs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str]]:
-    """A copy of the model that also outputs every gated node's X; and {tensor name: module path}."""
-    copy = onnx.ModelProto()
-    copy.CopyFrom(proto)
-    initializers = {i.name: i.data_type for i in copy.graph.initializer}
-    outputs = {}
-    for node in gated_nodes(copy):
-        path = _module_path(node)
-        if path is None or node.input[0] in outputs:
-            continue
-        # X has the weights' dtype (an fp16 graph keeps fp32 only at its inputs and outputs).
-        dtype = initializers[node.input[1]]
-        copy.graph.output.append(onnx.helper.make_tensor_value_info(node.input[0], dtype, None))
-        outputs[node.input[0]] = path
-    return copy, outputs
+def split_block_masks(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Removes the BlockMask outputs from a backend's outputs; returns them by module path.
+
+    A node whose name names no module (not traced by gsmlp's exporter) is dropped: it cannot be pinned.
+    """
+    names = [name for name in outputs if name.startswith(BLOCK_MASK_OUTPUT_PREFIX)]
+    masks = {name[len(BLOCK_MASK_OUTPUT_PREFIX) :]: outputs.pop(name) for name in names}
+    return {path: mask for node, mask in masks.items() if (path := module_path(node)) is not None}
 
 
 def gated_modules(model: nn.Module, paths: list[str]) -> dict[str, GatedSparseMLP]:
@@ -101,37 +89,6 @@ def pinned(
             layer.pinned_blocks = None
         for meter, was in zip(meters, enabled, strict=True):
             meter.enabled = was
-
-
-def gate_probe(proto: onnx.ModelProto, node: onnx.NodeProto) -> onnx.ModelProto:
-    """X -> block_on of one node: the function body's gate nodes on that node's gate weights and threshold."""
-    initializers = {i.name: i for i in proto.graph.initializer}
-    weights = []
-    for name, source in zip(("GateDown", "GateUp", "GateBias"), node.input[5:8], strict=True):
-        tensor = onnx.TensorProto()
-        tensor.CopyFrom(initializers[source])
-        tensor.name = name
-        weights.append(tensor)
-    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    threshold = numpy_helper.from_array(
-        np.asarray(attributes["threshold"], dtype=np.float32), "threshold_f32"
-    )
-    # The body's Constant reads the calling node's attribute; here it is an initializer instead.
-    nodes = [n for n in gate_nodes() if list(n.output) != ["threshold_f32"]]
-    graph = onnx.helper.make_graph(
-        nodes,
-        "gate_probe",
-        [onnx.helper.make_tensor_value_info("X", weights[0].data_type, None)],
-        [onnx.helper.make_tensor_value_info("block_on", onnx.TensorProto.BOOL, None)],
-        initializer=[*weights, threshold],
-    )
-    opsets = [o for o in proto.opset_import if o.domain in ("", "ai.onnx")]
-    return onnx.helper.make_model(graph, opset_imports=opsets, ir_version=proto.ir_version)
-
-
-def gate_probes(proto: onnx.ModelProto) -> dict[str, onnx.ModelProto]:
-    """Module path -> the gate probe of its GatedSparseMLP node."""
-    return {path: gate_probe(proto, node) for node in gated_nodes(proto) if (path := _module_path(node))}
 
 
 def surviving_blocks(layer: GatedSparseMLP) -> torch.Tensor | None:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from gsmlp.model.processing import nonfinite_outputs
 from gsmlp.validation.backends import OUTPUTS, Backend
-from gsmlp.validation.gate_decisions import GATE_DECISIONS_PREFIX
+from gsmlp.validation.gate_decisions import split_block_masks
 from gsmlp.validation.parity import detection_agreement, output_differences
 from gsmlp.validation.tolerances import Tolerance
 
@@ -76,11 +76,6 @@ def _merge_differences(merged: dict[str, dict[str, float]], differences: dict[st
             entry[key] = max(entry[key], diff[key])
 
 
-def _split_gate_decisions(outputs: Outputs) -> dict[str, np.ndarray]:
-    names = [name for name in outputs if name.startswith(GATE_DECISIONS_PREFIX)]
-    return {name[len(GATE_DECISIONS_PREFIX) :]: outputs.pop(name) for name in names}
-
-
 def _latency_ms(seconds: list[float]) -> dict[str, float | int] | None:
     # The first batch pays for lazy initialisation (allocations, kernel selection): not counted when
     # there are others.
@@ -113,7 +108,7 @@ def run_backend(
             return BackendRun(
                 "failed", f"non-finite outputs on batch {index + 1} of {len(batches)}: {broken}"
             )
-        gate_decisions = _split_gate_decisions(outputs)
+        gate_decisions = split_block_masks(outputs)
         run.outputs.append(outputs)
         if gate_decisions and pin is not None:
             try:

@@ -21,14 +21,15 @@ def _fmt(value, digits: int = 3) -> str:
 
 def _backends_table(report: dict) -> list[str]:
     lines = [
-        "| backend | status | AP | AP50 | latency median ms | latency p90 ms | encoder FFN sparsity "
-        "| reason |",
-        "|---|---|---|---|---|---|---|---|",
+        "| backend | status | GatedSparseMLP ran on | AP | AP50 | latency median ms | latency p90 ms "
+        "| encoder FFN sparsity | reason |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in report["backends"].items():
         metrics, latency = entry.get("metrics") or {}, entry.get("latency_ms") or {}
         sparsity = (entry.get("ffn_sparsity") or {}).get("encoder")
-        cells = [name, entry["status"], _fmt(metrics.get("AP"), 2), _fmt(metrics.get("AP50"), 2)]
+        cells = [name, entry["status"], entry.get("implementation") or "-"]
+        cells += [_fmt(metrics.get("AP"), 2), _fmt(metrics.get("AP50"), 2)]
         cells += [
             _fmt(latency.get("median"), 1),
             _fmt(latency.get("p90"), 1),

@@ -70,14 +70,14 @@ def tensorrt_backend(engine: str | Path | None, plugin_lib: str | Path | None):
     return TensorRTRunner(engine, plugin_lib)
 
 
-def _backends(names: Sequence[str], model, path: str, engine=None, plugin_lib=None) -> dict:
+def _backends(names: Sequence[str], model, path: str, engine=None, plugin_lib=None, ort_op="auto") -> dict:
     backends: dict = {}
     for name in names:
         if name == "pytorch":
             backends[name] = PyTorchBackend(model)
         elif name == "onnxruntime":
             try:
-                backends[name] = OnnxRuntimeBackend(path, gate_decisions=_is_gated(model))
+                backends[name] = OnnxRuntimeBackend(path, gate_decisions=_is_gated(model), op=ort_op)
             except ImportError as exc:
                 backends[name] = f"onnxruntime is not installed: {exc}"
         elif name == "tensorrt":
@@ -125,7 +125,9 @@ def build_report(
     engine: str | Path | None = None,
     plugin_lib: str | Path | None = None,
     tolerances: Tolerances | None = None,
+    ort_op: str = "auto",
 ) -> dict:
+    """ort_op: how ONNX Runtime computes GatedSparseMLP (gsmlp.runtime.ort_session.OP_CHOICES)."""
     path = str(onnx_path)
     metadata, shape = _onnx_metadata(path, loaded)
     model = _reference_model(loaded, metadata, path)
@@ -134,8 +136,9 @@ def build_report(
         raise dataset.usable_images_error(limit)
     dtype = metadata.get("gsmlp.dtype", "fp32")
     reset_sparsity(model)
+    backends = _backends(names, model, path, engine, plugin_lib, ort_op)
     report = validate_backends(
-        _backends(names, model, path, engine, plugin_lib),
+        backends,
         batches,
         family=loaded.family,
         tolerance={name: tolerance_for(dtype, name, tolerances) for name in names},
@@ -147,6 +150,10 @@ def build_report(
         measured = _measured_sparsity(model) if name == "pytorch" and entry["status"] == "ok" else None
         entry["ffn_sparsity"] = measured["sparsity"] if measured else None
         entry["ffn_macs"] = measured["macs"] if measured else None
+        # What computed the GatedSparseMLP nodes (ONNX Runtime: the op library or the function body).
+        entry["implementation"] = (
+            getattr(backends[name], "implementation", None) if entry["status"] == "ok" else None
+        )
     skipped = list(getattr(dataset, "unreadable", []))
     return {
         "model": loaded.source,

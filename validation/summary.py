@@ -44,6 +44,7 @@ def table_rows(reports: Mapping[str, dict]) -> list[dict]:
                     "latency_median_ms": _round(latency.get("median"), 1),
                     "latency_p90_ms": _round(latency.get("p90"), 1),
                     "parity": verdict,
+                    "implementation": entry.get("implementation") if ran else None,
                     "delta_AP": _round(parity["delta_AP"], 3)
                     if parity and parity["delta_AP"] is not None
                     else None,
@@ -62,6 +63,7 @@ COLUMNS = (
     ("latency_median_ms", "lat med ms", "{:.1f}"),
     ("latency_p90_ms", "lat p90 ms", "{:.1f}"),
     ("parity", "parity", "{}"),
+    ("implementation", "GatedSparseMLP ran on", "{}"),
 )
 
 

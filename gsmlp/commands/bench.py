@@ -1,10 +1,13 @@
-"""`gsmlp bench ffn`: the gated kernel against the dense FFN, same device, dtype and threads."""
+"""`gsmlp bench ffn`: the gated kernel against the dense FFN, same device, dtype and threads (in torch, or in
+ONNX Runtime through the gsmlp op library); `gsmlp bench model`: the whole detector, dense and gated, per
+backend."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -16,7 +19,7 @@ from gsmlp.paths import OutputPlan, json_output
 
 BENCH_REPORT = json_output("a report written by gsmlp bench ffn", ("machine", "cases"))
 
-HELP = "benchmark the sparse kernels against the dense FFN"
+HELP = "benchmark the sparse kernels against the dense FFN, and the whole model dense against gated"
 DESCRIPTION = """\
 Times the GatedSparseMLP kernel (micro-gate included) against the dense FFN
 F.linear -> relu -> F.linear on the same device, dtype and thread count, in one run, and writes
@@ -28,10 +31,37 @@ encoder FFN (20000 tokens, 256 -> 1024 -> 256), each at block sparsity 0, 0.5, 0
 random micro-gate whose threshold is set so each token draws its own mask at that sparsity.
 With --masks-from, each gated FFN of a calibrated checkpoint is timed on the tokens it sees on --data.
 
+--backend onnxruntime times the same cases in ONNX Runtime instead: single-node graphs, the GatedSparseMLP
+op through the gsmlp op library against the dense MatMul-Add-Relu-MatMul-Add subgraph, in sessions with the
+same intra-op threads and dtype (CPU provider), interleaved. It needs the op library (plugins/onnxruntime/).
+
 Examples:
   gsmlp bench ffn --report runs/bench_cpu.json
+  gsmlp bench ffn --backend onnxruntime --report runs/bench_ort.json
   gsmlp bench ffn --device cuda --dtype fp16 --report runs/bench_gpu.json
   gsmlp bench ffn --masks-from runs/detr-small-mgs --data shapes-images/ --report runs/bench_real.json
+"""
+
+
+MODEL_DESCRIPTION = """\
+Times the whole detector, dense and gated, per backend, on the same preprocessed images (batch 1), and
+writes median ms per image and the speedup (dense / gated) per backend:
+  backends.<name>.{dense_ms, gated_ms, speedup, implementation}
+pytorch runs the gated checkpoint in dense mode and in its gated mode (the gsmlp CPU kernel serves the gated
+layers where it can); onnxruntime runs a dense and a gated ONNX file (--onnx-dense/--onnx-gated, or both
+exported now at a static --height x --width, default the model's longest edge), the gated one through the
+gsmlp op library (--ort-op). Per image every variant runs once in turn, so load changes hit all alike; the
+first --warmup images are not counted. All backends use the same --threads.
+
+--ort-threading both also times the op library on its own OpenMP threads instead of ONNX Runtime's
+(gated_openmp_ms): the measurement of why the library uses ONNX Runtime's threads.
+
+Examples:
+  gsmlp bench model --model runs/detr-small-mgs --backends pytorch,onnxruntime --report runs/bench_model.json
+  gsmlp bench model --model runs/r50-mgs --height 800 --width 800 --limit 12 \\
+      --data ../shared/data/coco_val2017_subset/annotations/instances_val2017.json \\
+      --images ../shared/data/coco_val2017_subset/val2017 \\
+      --backends pytorch,onnxruntime --report runs/bench_r50.json
 """
 
 
@@ -41,6 +71,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "ffn", help="gated kernel vs dense FFN", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
+    _add_ffn_arguments(ffn)
+    model = sub.add_parser(
+        "model", help="the whole model, dense vs gated, per backend", description=MODEL_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    _add_model_arguments(model)
+
+
+def _add_model_arguments(model: argparse.ArgumentParser) -> None:
+    from gsmlp.args import add_ort_op_argument
+
+    model.add_argument(
+        "--model", required=True, metavar="GATED_CKPT", help="a gated checkpoint (gsmlp calibrate)"
+    )
+    model.add_argument("--report", required=True, metavar="FILE.json", help="where to write the JSON")
+    model.add_argument(
+        "--data", default="shapes-val", metavar="D",
+        help="a generated split or a COCO instances JSON (with --images); default shapes-val",
+    )  # fmt: skip
+    model.add_argument("--images", metavar="DIR", help="the image folder of a JSON --data")
+    model.add_argument(
+        "--backends", default="pytorch,onnxruntime", metavar="LIST",
+        help="comma list of pytorch, onnxruntime (default: both)",
+    )  # fmt: skip
+    model.add_argument("--limit", type=int, default=20, metavar="N", help="images to run (default 20)")
+    model.add_argument(
+        "--warmup", type=int, default=2, metavar="N", help="first images not timed (default 2)"
+    )
+    model.add_argument(
+        "--threads", type=int, metavar="N", help="threads for every backend (default: torch's)"
+    )
+    model.add_argument(
+        "--height", type=int, metavar="H", help="height of exported files (default: longest edge)"
+    )
+    model.add_argument(
+        "--width", type=int, metavar="W", help="width of exported files (default: longest edge)"
+    )
+    model.add_argument("--onnx-dense", type=Path, metavar="FILE", help="a dense ONNX (gsmlp export --dense)")
+    model.add_argument(
+        "--onnx-gated", type=Path, metavar="FILE", help="the gated ONNX of the same checkpoint"
+    )
+    add_ort_op_argument(model)
+    model.add_argument(
+        "--ort-threading", choices=("onnxruntime", "both"), default="onnxruntime",
+        help="both: also time the op library on OpenMP threads (gated_openmp_ms); default onnxruntime",
+    )  # fmt: skip
+
+
+def _add_ffn_arguments(ffn: argparse.ArgumentParser) -> None:
     ffn.add_argument("--report", required=True, metavar="FILE.json", help="where to write the JSON cases")
     ffn.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")
     ffn.add_argument("--dtype", choices=("fp32", "fp16"), default="fp32", help="default: fp32")
@@ -74,6 +153,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ffn.add_argument(
         "--images", type=int, default=2, metavar="N", help="with --masks-from: images to run (default 2)"
     )
+    ffn.add_argument(
+        "--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
+        help="pytorch: the torch op vs torch's dense FFN (default); onnxruntime: the op library vs ONNX "
+        "Runtime's dense subgraph",
+    )  # fmt: skip
+    ffn.add_argument(
+        "--ort-threading", choices=("onnxruntime", "openmp"), default="onnxruntime",
+        help="--backend onnxruntime: the library's kernel on ONNX Runtime's threads (default) or OpenMP's",
+    )  # fmt: skip
     add_force_argument(ffn)
 
 
@@ -98,6 +186,11 @@ def _check(args: argparse.Namespace) -> None:
         raise GsmlpError(f"--shapes: unknown {unknown[0]!r}; choose from {', '.join(SHAPES)}")
     if bool(args.masks_from) != bool(args.data):
         raise GsmlpError("--masks-from and --data go together: a gated checkpoint and a folder of its images")
+    if args.backend == "onnxruntime" and (args.device != "cpu" or args.masks_from):
+        raise GsmlpError(
+            "--backend onnxruntime times the synthetic cases on the CPU provider: drop --device cuda and "
+            "--masks-from (the CUDA provider needs onnxruntime-gpu and a GPU; see plugins/onnxruntime/)"
+        )
     if not args.masks_from:
         _floats(args.sparsity, "--sparsity")
     plan = OutputPlan(force=args.force)
@@ -130,7 +223,74 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _run_onnxruntime(args: argparse.Namespace, threads: int) -> list:
+    from gsmlp.kernels import bench_onnxruntime
+
+    bench_onnxruntime.check_runnable()
+    shapes, sparsities = args.shapes.split(","), _floats(args.sparsity, "--sparsity")
+    with tqdm(total=len(shapes) * len(sparsities), desc="bench ffn (onnxruntime)", unit="case") as bar:
+        return bench_onnxruntime.synthetic_cases(
+            dtype=args.dtype, threads=threads, repeat=args.repeat, warmup=args.warmup,
+            block_size=args.block_size, rank=args.rank, shapes=shapes, sparsities=sparsities,
+            progress=lambda _: bar.update(), threading=args.ort_threading,
+        )  # fmt: skip
+
+
+def _machine() -> dict:
+    import onnxruntime
+
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__}  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
+    return _run_model(args) if args.bench == "model" else _run_ffn(args)
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    from gsmlp.validation.model_bench import ModelBenchOptions, run_model_bench
+
+    options = ModelBenchOptions(
+        model=args.model,
+        backends=[b.strip() for b in args.backends.split(",") if b.strip()],
+        data=args.data,
+        images_dir=args.images,
+        limit=args.limit,
+        warmup=args.warmup,
+        threads=args.threads,
+        height=args.height,
+        width=args.width,
+        onnx_dense=args.onnx_dense,
+        onnx_gated=args.onnx_gated,
+        ort_op=args.ort_op,
+        ort_threading=args.ort_threading,
+    )
+    if args.threads is not None and args.threads < 1:
+        raise GsmlpError(f"--threads is {args.threads}; it must be >= 1")
+    with tqdm(total=args.limit, desc="bench model", unit="image") as bar:
+        report = run_model_bench(options, progress=bar.update)
+    report["machine"] = _machine()
+    print_model_table(report)
+    write_json_atomic(args.report, report)
+    print(f"wrote {args.report}")
+    return 0
+
+
+def print_model_table(report: dict) -> None:
+    print(f"{report['model']}: {report['images_timed']} images of {report['size'][0]}x{report['size'][1]}, "
+          f"{report['threads']} threads, median ms per image")  # fmt: skip
+    header = f"{'backend':<13}{'dense ms':>10}{'gated ms':>10}{'speedup':>9}  gated runs on"
+    print(header)
+    print("-" * len(header))
+    for name, entry in report["backends"].items():
+        print(f"{name:<13}{entry['dense_ms']:>10.2f}{entry['gated_ms']:>10.2f}{entry['speedup']:>8.2f}x  "
+              f"{entry['implementation']}")  # fmt: skip
+        if "gated_openmp_ms" in entry:
+            openmp = f"{entry['gated_openmp_ms']:>10.2f}{entry['speedup_openmp']:>8.2f}x"
+            print(f"{'  (OpenMP)':<13}{'':>10}{openmp}  the same library on its own OpenMP threads")
+
+
+def _run_ffn(args: argparse.Namespace) -> int:
     from gsmlp.kernels import bench, recorded
 
     _check(args)
@@ -140,7 +300,9 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     timing = dict(threads=threads, repeat=args.repeat, warmup=args.warmup)
-    if args.masks_from:
+    if args.backend == "onnxruntime":
+        cases = _run_onnxruntime(args, threads)
+    elif args.masks_from:
         layers = recorded.record_from_checkpoint(args.masks_from, args.data, args.images)
         bar = tqdm(layers, desc="bench ffn (recorded)", unit="layer")
         cases = [
@@ -160,8 +322,11 @@ def run(args: argparse.Namespace) -> int:
                 device=device, dtype=dtype, block_size=args.block_size, rank=args.rank, shapes=shapes,
                 sparsities=sparsities, progress=lambda _: bar.update(), **timing,
             )  # fmt: skip
+    if args.backend == "onnxruntime":
+        print(
+            "onnxruntime: dense = MatMul-Add-Relu-MatMul-Add; sparse = GatedSparseMLP in the gsmlp op library"
+        )
     print_table(cases)
-    machine = {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__}
-    write_json_atomic(args.report, {"machine": machine, "cases": [c.as_dict() for c in cases]})
+    write_json_atomic(args.report, {"machine": _machine(), "cases": [c.as_dict() for c in cases]})
     print(f"wrote {args.report}")
     return 0

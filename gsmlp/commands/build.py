@@ -65,6 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MB",
         help="limit TensorRT's workspace memory pool to MB mebibytes (default: TensorRT's, the GPU memory)",
     )
+    parser.add_argument(
+        "--block-masks",
+        action="store_true",
+        help="also output every GatedSparseMLP layer's own gate decisions (BlockMask, bool) as engine "
+        "outputs named gsmlp.block_mask:<node>: `gsmlp validate` then pins PyTorch to them "
+        "(docs/VALIDATION.md). The ONNX file is not changed; the engine gains a small output per gated layer",
+    )
     parser.add_argument("--verbose", action="store_true", help="print TensorRT's verbose log")
     add_force_argument(parser)
 
@@ -102,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         timing_cache=args.timing_cache,
         workspace_mb=args.workspace,
         verbose=args.verbose,
+        block_masks=args.block_masks,
     )
     meta = build_engine(options)
     gpu = meta["gpu"]

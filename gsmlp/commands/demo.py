@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gsmlp.args import POSITIVE, Range, add_force_argument, check_ranges, data_inputs, model_input
+from gsmlp.args import (
+    POSITIVE,
+    Range,
+    add_force_argument,
+    add_ort_op_argument,
+    check_ranges,
+    data_inputs,
+    model_input,
+)
 
 HELP = "the main job: calibrate, export, build, validate on the built-in model"
 DESCRIPTION = """\
@@ -70,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plugin-lib", metavar="FILE.so", help="GatedSparseMLP plugin library for the TensorRT builds"
     )
+    add_ort_op_argument(parser)
     add_force_argument(parser)
 
 
@@ -92,10 +101,13 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gsmlp.runtime.ort_session import library_status, op_library
     from gsmlp.validation.demo import run_demo
     from gsmlp.validation.summary import format_table
 
     check_args(args)
+    if args.ort_op == "auto" and op_library() is None:
+        print(library_status())
     report = run_demo(args)
     print(format_table(report["table"]))
     print(f"report: {args.out}/report.json  ({'pass' if report['pass'] else 'FAIL'})")

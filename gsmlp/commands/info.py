@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from gsmlp.args import BLOCK_SIZE, add_model_argument, check_ranges, load_model_from_args
+from gsmlp.runtime.ort_session import library_status
 
 if TYPE_CHECKING:
     from gsmlp.model.loaders import LoadedDetector
@@ -14,7 +15,8 @@ HELP = "describe a detector: family, FFN layers and their gating, parameters, pr
 DESCRIPTION = """\
 Load a detector the way every other command does and describe it: model family, where it came from,
 one row per FFN (d_model, hidden width, width before pruning, gate block size, gate rank, threshold,
-mode), the parameter count and the preprocessing settings. Nothing is written.
+mode), the parameter count and the preprocessing settings. Nothing is written. The last line says whether
+the gsmlp ONNX Runtime op library is built (it runs gated ONNX files sparsely), and how to build it if not.
 
 Example:
   gsmlp info --model runs/detr-small-mgs
@@ -60,4 +62,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print()
     print(format_table(COLUMNS, layer_rows(detector)))
+    print()
+    print(library_status())
     return 0

@@ -12,6 +12,7 @@ from gsmlp.args import (
     POSITIVE,
     add_force_argument,
     add_model_argument,
+    add_ort_op_argument,
     check_ranges,
     data_inputs,
     model_input,
@@ -85,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.toml",
         help="parity tolerances per backend and dtype (format: docs/VALIDATION.md; default: built-in)",
     )
+    add_ort_op_argument(group)
     group.add_argument("--limit", type=int, metavar="N", help="only the first N images")
     group.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per batch (default: 1)")
     group.add_argument(
@@ -134,7 +136,10 @@ def _check_args(args: argparse.Namespace) -> None:
 def _print_summary(report: dict) -> None:
     for name, entry in report["backends"].items():
         ap = (entry["metrics"] or {}).get("AP")
-        print(f"{name:12s} {entry['status']:8s} AP={ap if ap is None else round(ap, 2)} {entry['reason']}")
+        ran = f" [{entry['implementation']}]" if entry.get("implementation") else ""
+        print(
+            f"{name:12s} {entry['status']:8s} AP={ap if ap is None else round(ap, 2)}{ran} {entry['reason']}"
+        )
     for name, entry in report["parity"].items():
         verdict = "pass" if entry["pass"] else "FAIL"
         delta, diff = entry["delta_AP"], entry["max_abs_diff"]
@@ -147,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     from gsmlp.args import load_model_from_args
     from gsmlp.data.coco import resolve_dataset
     from gsmlp.io import write_json_atomic
+    from gsmlp.runtime.ort_session import library_status, op_library
     from gsmlp.validation.report_files import write_report_files
     from gsmlp.validation.session import build_report
     from gsmlp.validation.tolerances import load_tolerances
@@ -154,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
     names = parse_backends(args.backends)
     _check_args(args)
     tolerances = load_tolerances(args.tolerances) if args.tolerances else None
+    if "onnxruntime" in names and args.ort_op == "auto" and op_library() is None:
+        print(library_status())
     loaded = load_model_from_args(args)
     dataset = resolve_dataset(args.data, args.images)
     report = build_report(
@@ -166,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         plugin_lib=args.plugin_lib,
         tolerances=tolerances,
+        ort_op=args.ort_op,
     )
     write_json_atomic(args.report, report)
     write_report_files(report, args.report)

@@ -89,6 +89,7 @@ std::string parseFields(nvinfer1::PluginFieldCollection const* fields, GatedSpar
     }
     bool haveBlockSize{false};
     bool haveThreshold{false};
+    bool haveBlockMaskOutput{false};
     GatedSparseMLPParams parsed{};
     for (int32_t i = 0; i < fields->nbFields; ++i)
     {
@@ -133,6 +134,23 @@ std::string parseFields(nvinfer1::PluginFieldCollection const* fields, GatedSpar
                 }
             }
         }
+        else if (std::strcmp(field.name, kFIELD_BLOCK_MASK_OUTPUT) == 0)
+        {
+            if (haveBlockMaskOutput)
+            {
+                return "field block_mask_output is given twice";
+            }
+            haveBlockMaskOutput = true;
+            error = checkScalar(field, PluginFieldType::kINT32);
+            if (error.empty())
+            {
+                std::memcpy(&parsed.blockMaskOutput, field.data, sizeof(int32_t));
+                if (parsed.blockMaskOutput != 0 && parsed.blockMaskOutput != 1)
+                {
+                    error = "field block_mask_output must be 0 or 1, got " + std::to_string(parsed.blockMaskOutput);
+                }
+            }
+        }
         else if (std::strcmp(field.name, "plugin_version") == 0)
         {
             error = checkText(field, kPLUGIN_VERSION);
@@ -144,7 +162,7 @@ std::string parseFields(nvinfer1::PluginFieldCollection const* fields, GatedSpar
         else
         {
             error = std::string("unknown field ") + field.name
-                + " (GatedSparseMLP takes block_size, threshold, plugin_version, plugin_namespace)";
+                + " (GatedSparseMLP takes block_size, threshold, block_mask_output, plugin_version, plugin_namespace)";
         }
         if (!error.empty())
         {
@@ -166,6 +184,7 @@ std::string parseFields(nvinfer1::PluginFieldCollection const* fields, GatedSpar
 SerializedFields::SerializedFields(GatedSparseMLPParams const& params) noexcept
     : mBlockSize(params.blockSize)
     , mThreshold(params.threshold)
+    , mBlockMaskOutput(params.blockMaskOutput)
 {
     bind();
 }
@@ -173,6 +192,7 @@ SerializedFields::SerializedFields(GatedSparseMLPParams const& params) noexcept
 SerializedFields::SerializedFields(SerializedFields const& other) noexcept
     : mBlockSize(other.mBlockSize)
     , mThreshold(other.mThreshold)
+    , mBlockMaskOutput(other.mBlockMaskOutput)
 {
     // The copy must point at its own values, not at the ones of `other`.
     bind();
@@ -182,7 +202,8 @@ void SerializedFields::bind() noexcept
 {
     mFields[0] = PluginField(kFIELD_BLOCK_SIZE, &mBlockSize, PluginFieldType::kINT32, 1);
     mFields[1] = PluginField(kFIELD_THRESHOLD, &mThreshold, PluginFieldType::kFLOAT32, 1);
-    mCollection.nbFields = static_cast<int32_t>(mFields.size());
+    mFields[2] = PluginField(kFIELD_BLOCK_MASK_OUTPUT, &mBlockMaskOutput, PluginFieldType::kINT32, 1);
+    mCollection.nbFields = mBlockMaskOutput != 0 ? 3 : 2;
     mCollection.fields = mFields.data();
 }
 
@@ -190,17 +211,18 @@ std::string timingCacheId(GatedSparseMLPParams const& params)
 {
     uint32_t bits{0};
     std::memcpy(&bits, &params.threshold, sizeof(bits));
-    char buffer[96];
-    std::snprintf(buffer, sizeof(buffer), "GatedSparseMLP_v%s_block_size=%d_threshold_bits=0x%08x", kPLUGIN_VERSION,
-        static_cast<int>(params.blockSize), static_cast<unsigned>(bits));
+    char buffer[128];
+    std::snprintf(buffer, sizeof(buffer), "GatedSparseMLP_v%s_block_size=%d_threshold_bits=0x%08x%s", kPLUGIN_VERSION,
+        static_cast<int>(params.blockSize), static_cast<unsigned>(bits),
+        params.blockMaskOutput != 0 ? "_block_mask_output=1" : "");
     return buffer;
 }
 
 std::string metadataString(GatedSparseMLPParams const& params)
 {
-    char buffer[96];
-    std::snprintf(buffer, sizeof(buffer), "block_size=%d threshold=%.9g", static_cast<int>(params.blockSize),
-        static_cast<double>(params.threshold));
+    char buffer[128];
+    std::snprintf(buffer, sizeof(buffer), "block_size=%d threshold=%.9g%s", static_cast<int>(params.blockSize),
+        static_cast<double>(params.threshold), params.blockMaskOutput != 0 ? " block_mask_output=1" : "");
     return buffer;
 }
 

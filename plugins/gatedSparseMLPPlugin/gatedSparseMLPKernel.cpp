@@ -27,7 +27,7 @@ size_t workspaceForProfile(
 }
 
 std::string runGatedSparseMLP(nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs, void* output,
-    void* workspace, GatedSparseMLPParams const& params, cudaStream_t stream)
+    void* blockMask, void* workspace, GatedSparseMLPParams const& params, cudaStream_t stream)
 {
     nvinfer1::Dims dims[kNB_INPUTS];
     for (int32_t i = 0; i < kNB_INPUTS; ++i)
@@ -60,6 +60,7 @@ std::string runGatedSparseMLP(nvinfer1::PluginTensorDesc const* inputDesc, void 
     tensors.gate_up_b = inputs[kGATE_BIAS];
     tensors.y = output;
     tensors.active_blocks = nullptr;
+    tensors.block_mask = static_cast<uint8_t*>(blockMask); // kBOOL: one byte per decision, 0 or 1
     // TensorRT allocated getWorkspaceSize() for the profile's max shapes; this problem is no larger, so the
     // size the library asks for it fits in what was allocated.
     size_t const workspaceBytes = gsmlp_cuda_workspace_size(&problem);

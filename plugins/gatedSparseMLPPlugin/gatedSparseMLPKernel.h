@@ -18,9 +18,10 @@ namespace gsmlp::trt
 size_t workspaceForProfile(
     nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs, GatedSparseMLPParams const& params) noexcept;
 
-//! Runs the op on `stream`. Returns "" on success, else a message for the TensorRT log.
+//! Runs the op on `stream`; `blockMask` (output 1, may be null) receives the gate decisions. Returns "" on
+//! success, else a message for the TensorRT log.
 std::string runGatedSparseMLP(nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs, void* output,
-    void* workspace, GatedSparseMLPParams const& params, cudaStream_t stream);
+    void* blockMask, void* workspace, GatedSparseMLPParams const& params, cudaStream_t stream);
 
 } // namespace gsmlp::trt
 

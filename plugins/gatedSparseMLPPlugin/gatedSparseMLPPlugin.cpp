@@ -15,19 +15,26 @@ namespace
 using nvinfer1::DataType;
 using nvinfer1::Dims;
 
-std::string checkCounts(int32_t nbInputs, int32_t nbOutputs)
+// Y, and BlockMask where block_mask_output is 1.
+int32_t outputCount(GatedSparseMLPParams const& params)
 {
-    if (nbInputs != kNB_INPUTS || nbOutputs != kNB_OUTPUTS)
+    return params.blockMaskOutput != 0 ? kMAX_OUTPUTS : 1;
+}
+
+std::string checkCounts(int32_t nbInputs, int32_t nbOutputs, GatedSparseMLPParams const& params)
+{
+    if (nbInputs != kNB_INPUTS || nbOutputs != outputCount(params))
     {
-        return "expects 8 inputs (X, W1, B1, W2, B2, GateDown, GateUp, GateBias) and 1 output, got "
-            + std::to_string(nbInputs) + " inputs and " + std::to_string(nbOutputs) + " outputs";
+        return "expects 8 inputs (X, W1, B1, W2, B2, GateDown, GateUp, GateBias) and "
+            + std::string(params.blockMaskOutput != 0 ? "2 outputs (Y, BlockMask)" : "1 output")
+            + ", got " + std::to_string(nbInputs) + " inputs and " + std::to_string(nbOutputs) + " outputs";
     }
     return "";
 }
 
-// All inputs and the output share X's type, fp32 or fp16.
+// All inputs and Y share X's type, fp32 or fp16; BlockMask is kBOOL.
 template <typename Desc, typename GetType>
-std::string checkTypes(Desc const* in, Desc const* out, GetType type)
+std::string checkTypes(Desc const* in, Desc const* out, int32_t nbOutputs, GetType type)
 {
     if (!isSupportedType(type(in[kX])))
     {
@@ -43,6 +50,10 @@ std::string checkTypes(Desc const* in, Desc const* out, GetType type)
     if (type(out[0]) != type(in[kX]))
     {
         return "output Y must have X's data type";
+    }
+    if (nbOutputs > kBLOCK_MASK && type(out[kBLOCK_MASK]) != DataType::kBOOL)
+    {
+        return "output BlockMask must be kBOOL";
     }
     return "";
 }
@@ -102,10 +113,11 @@ int32_t GatedSparseMLPPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc 
 {
     try
     {
-        std::string error = checkCounts(nbInputs, nbOutputs);
+        std::string error = checkCounts(nbInputs, nbOutputs, mParams);
         if (error.empty())
         {
-            error = checkTypes(in, out, [](nvinfer1::DynamicPluginTensorDesc const& d) { return d.desc.type; });
+            error = checkTypes(
+                in, out, nbOutputs, [](nvinfer1::DynamicPluginTensorDesc const& d) { return d.desc.type; });
         }
         // The network's dims (-1 where dynamic) and the profile's max dims must both be consistent.
         for (int32_t pass = 0; error.empty() && pass < 2; ++pass)
@@ -134,9 +146,9 @@ int32_t GatedSparseMLPPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc 
 int32_t GatedSparseMLPPlugin::getOutputDataTypes(
     DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes, int32_t nbInputs) const noexcept
 {
-    if (!checkCounts(nbInputs, nbOutputs).empty() || outputTypes == nullptr || inputTypes == nullptr)
+    if (!checkCounts(nbInputs, nbOutputs, mParams).empty() || outputTypes == nullptr || inputTypes == nullptr)
     {
-        logError("getOutputDataTypes: " + checkCounts(nbInputs, nbOutputs));
+        logError("getOutputDataTypes: " + checkCounts(nbInputs, nbOutputs, mParams));
         return -1;
     }
     if (!isSupportedType(inputTypes[kX]))
@@ -145,6 +157,10 @@ int32_t GatedSparseMLPPlugin::getOutputDataTypes(
         return -1;
     }
     outputTypes[0] = inputTypes[kX];
+    if (nbOutputs > kBLOCK_MASK)
+    {
+        outputTypes[kBLOCK_MASK] = DataType::kBOOL;
+    }
     return 0;
 }
 
@@ -152,24 +168,31 @@ int32_t GatedSparseMLPPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs,
     nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
     int32_t nbOutputs, nvinfer1::IExprBuilder& /*exprBuilder*/) noexcept
 {
-    std::string const error = checkCounts(nbInputs, nbOutputs);
-    if (!error.empty() || inputs == nullptr || outputs == nullptr)
+    std::string const error = checkCounts(nbInputs, nbOutputs, mParams);
+    if (!error.empty() || inputs == nullptr || outputs == nullptr || inputs[kX].nbDims < 1)
     {
-        logError("getOutputShapes: " + error);
+        logError("getOutputShapes: " + (error.empty() ? std::string("X must have at least 1 dimension") : error));
         return -1;
     }
     outputs[0] = inputs[kX]; // Y has X's shape, expression for expression.
+    if (nbOutputs > kBLOCK_MASK)
+    {
+        // BlockMask: X's leading dimensions, then one decision per block (GateUp's rows).
+        outputs[kBLOCK_MASK] = inputs[kX];
+        outputs[kBLOCK_MASK].d[inputs[kX].nbDims - 1] = inputs[kGATE_UP].d[0];
+    }
     return 0;
 }
 
 bool GatedSparseMLPPlugin::supportsFormatCombination(
     int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
 {
-    if (inOut == nullptr || !checkCounts(nbInputs, nbOutputs).empty() || pos < 0 || pos >= nbInputs + nbOutputs)
+    if (inOut == nullptr || !checkCounts(nbInputs, nbOutputs, mParams).empty() || pos < 0
+        || pos >= nbInputs + nbOutputs)
     {
         return false;
     }
-    nvinfer1::PluginTensorDesc descs[kNB_INPUTS + kNB_OUTPUTS];
+    nvinfer1::PluginTensorDesc descs[kNB_INPUTS + kMAX_OUTPUTS];
     for (int32_t i = 0; i <= pos; ++i)
     {
         descs[i] = inOut[i].desc; // Only [0, pos] are valid at this point.
@@ -179,7 +202,7 @@ bool GatedSparseMLPPlugin::supportsFormatCombination(
 
 int32_t GatedSparseMLPPlugin::getNbOutputs() const noexcept
 {
-    return kNB_OUTPUTS;
+    return outputCount(mParams);
 }
 
 size_t GatedSparseMLPPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
@@ -203,7 +226,7 @@ int32_t GatedSparseMLPPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in
 {
     try
     {
-        std::string error = checkCounts(nbInputs, nbOutputs);
+        std::string error = checkCounts(nbInputs, nbOutputs, mParams);
         if (error.empty())
         {
             Dims dims[kNB_INPUTS];
@@ -215,7 +238,7 @@ int32_t GatedSparseMLPPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in
         }
         if (error.empty())
         {
-            error = checkTypes(in, out, [](nvinfer1::PluginTensorDesc const& d) { return d.type; });
+            error = checkTypes(in, out, nbOutputs, [](nvinfer1::PluginTensorDesc const& d) { return d.type; });
         }
         if (!error.empty())
         {
@@ -242,7 +265,9 @@ int32_t GatedSparseMLPPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDes
             logError("enqueue: called without input/output descriptors or pointers");
             return -1;
         }
-        std::string const error = runGatedSparseMLP(inputDesc, inputs, outputs[0], workspace, mParams, stream);
+        void* blockMask = mParams.blockMaskOutput != 0 ? outputs[kBLOCK_MASK] : nullptr;
+        std::string const error
+            = runGatedSparseMLP(inputDesc, inputs, outputs[0], blockMask, workspace, mParams, stream);
         if (!error.empty())
         {
             logError("enqueue: " + error);

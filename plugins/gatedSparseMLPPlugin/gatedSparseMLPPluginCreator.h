@@ -25,7 +25,7 @@ public:
     char const* getPluginNamespace() const noexcept override;
 
 private:
-    std::array<nvinfer1::PluginField, 2> mFields{};
+    std::array<nvinfer1::PluginField, 3> mFields{};
     nvinfer1::PluginFieldCollection mFieldNames{};
 };
 

@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import gsmlp
+from gsmlp.errors import GsmlpError
 
 LIBRARY_NAME = "libgsmlp_kernels.so"
 ENV_VAR = "GSMLP_KERNELS_LIBRARY"  # an explicit path wins over the installed library
@@ -41,7 +42,12 @@ class Tensors(ctypes.Structure):
         ("gate_up_b", ctypes.c_void_p),
         ("y", ctypes.c_void_p),
         ("active_blocks", ctypes.c_void_p),
+        ("block_mask", ctypes.c_void_p),  # ABI 2
     ]
+
+
+# The C ABI version this mirror describes; a library of another version is refused (its structs differ).
+ABI_VERSION = 2
 
 
 def candidate_paths() -> list[Path]:
@@ -78,6 +84,21 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
             ctypes.c_int,
             [problem_p, tensors_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int],
         ),
+        "gsmlp_cpu_packed_size": (ctypes.c_size_t, [problem_p]),
+        "gsmlp_cpu_scratch_size": (ctypes.c_size_t, [problem_p, ctypes.c_int]),
+        "gsmlp_cpu_run_packed": (
+            ctypes.c_int,
+            [
+                problem_p,
+                tensors_p,
+                ctypes.c_void_p,
+                ctypes.c_size_t,
+                ctypes.c_void_p,
+                ctypes.c_size_t,
+                ctypes.c_int,
+                ctypes.c_void_p,
+            ],
+        ),  # fmt: skip
         "gsmlp_cuda_built": (ctypes.c_int, []),
         "gsmlp_cuda_available": (ctypes.c_int, []),
         "gsmlp_cuda_workspace_size": (ctypes.c_size_t, [problem_p]),
@@ -97,7 +118,13 @@ def load() -> ctypes.CDLL | None:
     """The loaded library, or None where it was not built (see `why_not_loaded`)."""
     for path in candidate_paths():
         if path.is_file():
-            return _declare(ctypes.CDLL(str(path)))
+            lib = _declare(ctypes.CDLL(str(path)))
+            if lib.gsmlp_abi_version() != ABI_VERSION:
+                raise GsmlpError(
+                    f"{path} has C ABI version {lib.gsmlp_abi_version()}, but this gsmlp expects "
+                    f"{ABI_VERSION}: reinstall gsmlp so that the library is rebuilt"
+                )
+            return lib
     return None
 
 

@@ -38,6 +38,9 @@ class Case:
     sparse_ms: float
     speedup: float
     pack_ms: float | None  # CPU: one-off weight packing, not part of sparse_ms (see docs/PERFORMANCE.md)
+    # pytorch: the torch op against F.linear/relu/F.linear; onnxruntime: the op library against the dense
+    # MatMul-Relu-MatMul subgraph in ONNX Runtime (kernels.bench_onnxruntime).
+    backend: str = "pytorch"
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -1,6 +1,7 @@
 /* What the GatedSparseMLP plugin can do without the TensorRT library or a GPU: creator field parsing (good
  * and bad fields), the serialization round trip, format support, output types and shapes, input checks,
- * workspace size, an empty enqueue, the library entry points and logging through the logger finder.
+ * workspace size, an empty enqueue, the optional BlockMask output, the library entry points and logging
+ * through the logger finder.
  * Run by tests/test_trt_plugin.py; prints "N passed, N failed" and exits non-zero on any failure. */
 #include "gatedSparseMLPFields.h"
 #include "gatedSparseMLPPlugin.h"
@@ -126,9 +127,11 @@ void testCreatorIdentity()
     CHECK(std::strcmp(creator.getPluginNamespace(), "") == 0);
     CHECK(std::strcmp(creator.getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") == 0);
     PluginFieldCollection const* names = creator.getFieldNames();
-    CHECK(names->nbFields == 2);
+    CHECK(names->nbFields == 3);
     CHECK(std::strcmp(names->fields[0].name, "block_size") == 0 && names->fields[0].type == PluginFieldType::kINT32);
     CHECK(std::strcmp(names->fields[1].name, "threshold") == 0 && names->fields[1].type == PluginFieldType::kFLOAT32);
+    CHECK(std::strcmp(names->fields[2].name, "block_mask_output") == 0
+        && names->fields[2].type == PluginFieldType::kINT32);
 }
 
 void testGoodFields()
@@ -454,6 +457,114 @@ void testEnqueueWithoutWork()
     CHECK(lastErrorMentions("enqueue: d_model: X.shape[2] = 64 but B2.shape[0] = 63"));
 }
 
+// block_mask_output = 1: a second output, BlockMask (kBOOL, X's leading shape by the number of blocks).
+void testBlockMaskOutput()
+{
+    GatedSparseMLPPluginCreator creator;
+    int32_t const one = 1;
+    int32_t const two = 2;
+    float const half = 0.5F;
+    Fields f;
+    f.list = {PluginField("block_size", &f.blockSize, PluginFieldType::kINT32, 1),
+        PluginField("threshold", &f.threshold, PluginFieldType::kFLOAT32, 1),
+        PluginField("block_mask_output", &one, PluginFieldType::kINT32, 1)};
+    auto plugin = create(creator, f.make());
+    CHECK(plugin != nullptr);
+    if (!plugin)
+    {
+        return;
+    }
+    CHECK(plugin->params().blockMaskOutput == 1);
+    CHECK(plugin->getNbOutputs() == 2);
+    CHECK(std::string(plugin->getMetadataString()) == "block_size=32 threshold=0.25 block_mask_output=1");
+    CHECK(std::string(plugin->getTimingCacheID()).find("_block_mask_output=1") != std::string::npos);
+    CHECK(timingCacheId({32, 0.5F, 1}) != timingCacheId({32, 0.5F, 0}));
+
+    PluginFieldCollection const* serialized = plugin->getFieldsToSerialize();
+    CHECK(serialized->nbFields == 3);
+    auto restored = create(creator, serialized, TensorRTPhase::kRUNTIME);
+    CHECK(restored != nullptr && restored->params().blockMaskOutput == 1 && restored->getNbOutputs() == 2);
+
+    PluginField const goodBs("block_size", &f.blockSize, PluginFieldType::kINT32, 1);
+    PluginField const goodThr("threshold", &f.threshold, PluginFieldType::kFLOAT32, 1);
+    expectRejected({goodBs, goodThr, PluginField("block_mask_output", &two, PluginFieldType::kINT32, 1)},
+        "block_mask_output must be 0 or 1, got 2");
+    expectRejected({goodBs, goodThr, PluginField("block_mask_output", &half, PluginFieldType::kFLOAT32, 1)},
+        "block_mask_output must be kINT32");
+    expectRejected({goodBs, goodThr, PluginField("block_mask_output", &one, PluginFieldType::kINT32, 1),
+                       PluginField("block_mask_output", &one, PluginFieldType::kINT32, 1)},
+        "block_mask_output is given twice");
+
+    // Types: Y follows X, BlockMask is kBOOL; a one-output plugin refuses two outputs.
+    std::vector<DataType> in(8, DataType::kHALF);
+    DataType out[2] = {DataType::kFLOAT, DataType::kFLOAT};
+    CHECK(plugin->getOutputDataTypes(out, 2, in.data(), 8) == 0 && out[0] == DataType::kHALF
+        && out[1] == DataType::kBOOL);
+    CHECK(plugin->getOutputDataTypes(out, 1, in.data(), 8) != 0);
+    GatedSparseMLPPlugin single({32, 0.F});
+    CHECK(single.getOutputDataTypes(out, 2, in.data(), 8) != 0);
+
+    // Shapes: BlockMask keeps X's leading expressions and ends in GateUp's rows.
+    int cells[4] = {};
+    std::vector<DimsExprs> inputs(8);
+    inputs[kX].nbDims = 3;
+    for (int i = 0; i < 3; ++i)
+    {
+        inputs[kX].d[i] = reinterpret_cast<IDimensionExpr const*>(&cells[i]);
+    }
+    inputs[kGATE_UP].nbDims = 2;
+    inputs[kGATE_UP].d[0] = reinterpret_cast<IDimensionExpr const*>(&cells[3]);
+    DimsExprs outputs[2]{};
+    UnusedExprBuilder builder;
+    CHECK(plugin->getOutputShapes(inputs.data(), 8, nullptr, 0, outputs, 2, builder) == 0);
+    CHECK(outputs[1].nbDims == 3 && outputs[1].d[0] == inputs[kX].d[0] && outputs[1].d[1] == inputs[kX].d[1]);
+    CHECK(outputs[1].d[2] == inputs[kGATE_UP].d[0] && outputs[0].d[2] == inputs[kX].d[2]);
+
+    // Formats: the ninth tensor (BlockMask) must be kBOOL.
+    std::vector<DynamicPluginTensorDesc> inOut(10);
+    for (int i = 0; i < 9; ++i)
+    {
+        inOut[i].desc = tensor(DataType::kFLOAT);
+    }
+    inOut[9].desc = tensor(DataType::kBOOL);
+    bool all = true;
+    for (int32_t pos = 0; pos < 10; ++pos)
+    {
+        all = all && plugin->supportsFormatCombination(pos, inOut.data(), 8, 2);
+    }
+    CHECK(all);
+    inOut[9].desc = tensor(DataType::kFLOAT);
+    CHECK(!plugin->supportsFormatCombination(9, inOut.data(), 8, 2));
+    CHECK(!single.supportsFormatCombination(0, inOut.data(), 8, 2));
+
+    // Configure: Y and a kBOOL BlockMask of X's leading shape by 32 blocks.
+    std::vector<Dims> network = inputDims({-1, -1, 256}, 1000, 16, 32);
+    auto inDescs = dynamicDescs(network, inputDims({2, 850, 256}, 1000, 16, 32), DataType::kFLOAT);
+    auto outDescs = dynamicDescs({network[0], dims({-1, -1, 32})}, {dims({2, 850, 256}), dims({2, 850, 32})},
+        DataType::kFLOAT);
+    outDescs[1].desc.type = DataType::kBOOL;
+    CHECK(plugin->configurePlugin(inDescs.data(), 8, outDescs.data(), 2) == 0);
+    CHECK(plugin->configurePlugin(inDescs.data(), 8, outDescs.data(), 1) != 0);
+    CHECK(lastErrorMentions("2 outputs (Y, BlockMask)"));
+    outDescs[1].desc.type = DataType::kINT8;
+    CHECK(plugin->configurePlugin(inDescs.data(), 8, outDescs.data(), 2) != 0);
+    CHECK(lastErrorMentions("BlockMask must be kBOOL"));
+
+    // An empty X enqueues nothing, with both outputs.
+    std::vector<Dims> empty = inputDims({0, 100, 64}, 128, 4, 32);
+    std::vector<PluginTensorDesc> runIn(8, tensor(DataType::kFLOAT));
+    for (int i = 0; i < 8; ++i)
+    {
+        runIn[i].dims = empty[i];
+    }
+    PluginTensorDesc runOut[2] = {runIn[0], tensor(DataType::kBOOL)};
+    runOut[1].dims = dims({0, 100, 4});
+    std::vector<void const*> pointers(8, nullptr);
+    void* outputPointers[2] = {nullptr, nullptr};
+    CHECK(plugin->onShapeChange(runIn.data(), 8, runOut, 2) == 0);
+    CHECK(plugin->enqueue(runIn.data(), runOut, pointers.data(), outputPointers, nullptr, nullptr) == 0);
+}
+
 void testLibraryEntryPoints()
 {
     int32_t nb = 0;
@@ -485,6 +596,7 @@ int main()
     testConfigureAndShapeChecks();
     testProblemAndWorkspace();
     testEnqueueWithoutWork();
+    testBlockMaskOutput();
     testLibraryEntryPoints();
     std::printf("%d passed, %d failed\n", gPassed, gFailed);
     return gFailed == 0 ? 0 : 1;

@@ -21,8 +21,10 @@ struct Chunk {
 
 class ChunkRunner {
  public:
-  ChunkRunner(const Plan& p, const gsmlp_problem& prob, const gsmlp_tensors& t, void* ws, int thread)
-      : p_(p), prob_(prob), t_(t), ws_(ws), s_(thread_scratch(p, ws, thread)), gemm_(best_row_gemm()) {}
+  ChunkRunner(const Plan& p, const gsmlp_problem& prob, const gsmlp_tensors& t, const void* ws, void* scratch,
+              int thread)
+      : p_(p), prob_(prob), t_(t), ws_(const_cast<void*>(ws)), s_(thread_scratch(p, scratch, thread)),
+        gemm_(best_row_gemm()) {}
 
   void run(Chunk chunk) {
     chunk_ = chunk;
@@ -139,13 +141,17 @@ class ChunkRunner {
         for (int64_t j = 0; j < p_.nb; ++j) count += block_active(i, j);
         t_.active_blocks[token] = count;
       }
+      if (t_.block_mask) {
+        uint8_t* mask = t_.block_mask + token * p_.nb;
+        for (int64_t j = 0; j < p_.nb; ++j) mask[j] = block_active(i, j) ? 1 : 0;
+      }
     }
   }
 
   const Plan& p_;
   const gsmlp_problem& prob_;
   const gsmlp_tensors& t_;
-  void* ws_;
+  void* ws_;  // the packed weights: only read (const_cast because the packing helpers are shared)
   ThreadScratch s_;
   RowGemmFn gemm_;
   Chunk chunk_{};
@@ -163,24 +169,27 @@ int64_t max_chunk_tokens() {
   return value;
 }
 
-void run_chunks(const Plan& p, const gsmlp_problem& prob, const gsmlp_tensors& t, void* ws) {
+void run_chunks(const Plan& p, const gsmlp_problem& prob, const gsmlp_tensors& t, const void* ws, void* scratch,
+                const gsmlp_parallel* host) {
   // Equal chunks, a multiple of the thread count, each <= the chunk cap.
   const int64_t cap = max_chunk_tokens();
   int64_t chunks = std::max<int64_t>(p.threads, (prob.tokens + cap - 1) / cap);
   chunks = (chunks + p.threads - 1) / p.threads * p.threads;
   const int64_t size = (prob.tokens + chunks - 1) / chunks;
   chunks = (prob.tokens + size - 1) / size;
-  parallel_for(chunks, p.threads, [&](int64_t c, int worker) {
-    ChunkRunner runner(p, prob, t, ws, worker);
+  parallel_for(chunks, p.threads, host, [&](int64_t c, int worker) {
+    ChunkRunner runner(p, prob, t, ws, scratch, worker);
     const int64_t first = c * size;
     runner.run({first, std::min(size, prob.tokens - first)});
   });
 }
 
-void* align64(void* p) {
+void* align64(const void* p) {
   const auto address = reinterpret_cast<uintptr_t>(p);
   return reinterpret_cast<void*>((address + 63) & ~static_cast<uintptr_t>(63));
 }
+
+char* thread_region(const Plan& plan, void* ws) { return static_cast<char*>(ws) + plan.per_thread; }
 
 }  // namespace
 }  // namespace gsmlp::cpu
@@ -202,22 +211,40 @@ size_t gsmlp_cpu_workspace_size(const gsmlp_problem* problem, int num_threads) {
 
 namespace {
 
+size_t packed_bytes(const gsmlp::cpu::Plan& plan) { return plan.per_thread + 64; }  // + slack to align the base
+size_t scratch_bytes(const gsmlp::cpu::Plan& plan) { return plan.thread_bytes * plan.threads + 64; }
+
 // Validates arguments and the workspace; on success `plan` and `ws` (aligned) describe the call.
-int prepare(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace, size_t bytes,
-            int num_threads, gsmlp::cpu::Plan& plan, void*& ws) {
+// `needed`: how much of the plan the call uses (the whole workspace, or only the packed weights).
+int prepare(const gsmlp_problem* problem, const gsmlp_tensors* tensors, const void* workspace, size_t bytes,
+            int num_threads, gsmlp::cpu::Plan& plan, void*& ws, size_t (*needed)(const gsmlp::cpu::Plan&)) {
   using namespace gsmlp;
   clear_error();
   if (const int status = check_arguments(problem, tensors); status != GSMLP_OK) return status;
   plan = cpu::make_plan(*problem, has_gate(tensors), cpu::resolve_threads(num_threads));
-  if (!workspace || bytes < plan.total)
-    return fail_fmt(GSMLP_WORKSPACE_TOO_SMALL, "workspace has %zu bytes; this problem needs %zu", bytes, plan.total);
+  if (!workspace || bytes < needed(plan))
+    return fail_fmt(GSMLP_WORKSPACE_TOO_SMALL, "workspace has %zu bytes; this problem needs %zu", bytes,
+                    needed(plan));
   ws = cpu::align64(workspace);
   return GSMLP_OK;
 }
 
+size_t whole(const gsmlp::cpu::Plan& plan) { return plan.total; }
+
+// The packing written by gsmlp_cpu_pack_weights for this very problem, or an error saying there is none.
+int check_packed(const gsmlp_problem& problem, const gsmlp::cpu::Plan& plan, const void* ws);
+
 gsmlp::cpu::PackHeader header_for(const gsmlp_problem& p, const gsmlp::cpu::Plan& plan) {
   return {gsmlp::cpu::kPackMagic, p.d_model, p.hidden, p.block_size, plan.rank, static_cast<int32_t>(p.dtype),
           plan.gated ? 1 : 0};
+}
+
+int check_packed(const gsmlp_problem& problem, const gsmlp::cpu::Plan& plan, const void* ws) {
+  const gsmlp::cpu::PackHeader expected = header_for(problem, plan);
+  if (std::memcmp(static_cast<const char*>(ws) + plan.header, &expected, sizeof expected) != 0)
+    return gsmlp::fail(GSMLP_INVALID_ARGUMENT,
+                       "the workspace holds no weights packed for this problem: call gsmlp_cpu_pack_weights first");
+  return GSMLP_OK;
 }
 
 }  // namespace
@@ -226,7 +253,8 @@ int gsmlp_cpu_pack_weights(const gsmlp_problem* problem, const gsmlp_tensors* te
                            size_t workspace_bytes, int num_threads) {
   gsmlp::cpu::Plan plan;
   void* ws = nullptr;
-  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws); s != GSMLP_OK)
+  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws, packed_bytes);
+      s != GSMLP_OK)
     return s;
   gsmlp::cpu::pack_weights(plan, *tensors, ws);
   const gsmlp::cpu::PackHeader header = header_for(*problem, plan);
@@ -238,13 +266,38 @@ int gsmlp_cpu_forward_prepacked(const gsmlp_problem* problem, const gsmlp_tensor
                                 size_t workspace_bytes, int num_threads) {
   gsmlp::cpu::Plan plan;
   void* ws = nullptr;
-  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws); s != GSMLP_OK)
+  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws, whole); s != GSMLP_OK)
     return s;
-  const gsmlp::cpu::PackHeader expected = header_for(*problem, plan);
-  if (std::memcmp(static_cast<char*>(ws) + plan.header, &expected, sizeof expected) != 0)
-    return gsmlp::fail(GSMLP_INVALID_ARGUMENT,
-                       "the workspace holds no weights packed for this problem: call gsmlp_cpu_pack_weights first");
-  if (problem->tokens > 0) gsmlp::cpu::run_chunks(plan, *problem, *tensors, ws);
+  if (const int s = check_packed(*problem, plan, ws); s != GSMLP_OK) return s;
+  if (problem->tokens > 0)
+    gsmlp::cpu::run_chunks(plan, *problem, *tensors, ws, gsmlp::cpu::thread_region(plan, ws), nullptr);
+  return GSMLP_OK;
+}
+
+size_t gsmlp_cpu_packed_size(const gsmlp_problem* problem) {
+  if (!problem || problem->d_model < 1 || problem->hidden < 1 || problem->block_size < 1) return 0;
+  return packed_bytes(gsmlp::cpu::make_plan(*problem, problem->rank > 0, 1));
+}
+
+size_t gsmlp_cpu_scratch_size(const gsmlp_problem* problem, int workers) {
+  if (!problem || problem->d_model < 1 || problem->hidden < 1 || problem->block_size < 1) return 0;
+  const int threads = gsmlp::cpu::resolve_threads(workers);
+  return scratch_bytes(gsmlp::cpu::make_plan(*problem, problem->rank > 0, threads));
+}
+
+int gsmlp_cpu_run_packed(const gsmlp_problem* problem, const gsmlp_tensors* tensors, const void* packed,
+                         size_t packed_size, void* scratch, size_t scratch_size, int workers,
+                         const gsmlp_parallel* parallel) {
+  gsmlp::cpu::Plan plan;
+  void* ws = nullptr;
+  if (const int s = prepare(problem, tensors, packed, packed_size, workers, plan, ws, packed_bytes); s != GSMLP_OK)
+    return s;
+  if (const int s = check_packed(*problem, plan, ws); s != GSMLP_OK) return s;
+  if (problem->tokens == 0) return GSMLP_OK;
+  if (!scratch || scratch_size < scratch_bytes(plan))
+    return gsmlp::fail_fmt(GSMLP_WORKSPACE_TOO_SMALL, "scratch has %zu bytes; %d workers need %zu", scratch_size,
+                           plan.threads, scratch_bytes(plan));
+  gsmlp::cpu::run_chunks(plan, *problem, *tensors, ws, gsmlp::cpu::align64(scratch), parallel);
   return GSMLP_OK;
 }
 
@@ -252,11 +305,11 @@ int gsmlp_cpu_forward(const gsmlp_problem* problem, const gsmlp_tensors* tensors
                       size_t workspace_bytes, int num_threads) {
   gsmlp::cpu::Plan plan;
   void* ws = nullptr;
-  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws); s != GSMLP_OK)
+  if (const int s = prepare(problem, tensors, workspace, workspace_bytes, num_threads, plan, ws, whole); s != GSMLP_OK)
     return s;
   if (problem->tokens == 0) return GSMLP_OK;
   gsmlp::cpu::pack_weights(plan, *tensors, ws);
-  gsmlp::cpu::run_chunks(plan, *problem, *tensors, ws);
+  gsmlp::cpu::run_chunks(plan, *problem, *tensors, ws, gsmlp::cpu::thread_region(plan, ws), nullptr);
   return GSMLP_OK;
 }
 

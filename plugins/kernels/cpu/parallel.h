@@ -13,6 +13,8 @@
 
 #include <omp.h>
 
+#include "gsmlp/gated_sparse_mlp.h"
+
 namespace gsmlp::cpu {
 
 inline int hardware_threads() { return std::max(1, omp_get_num_procs()); }
@@ -29,6 +31,27 @@ void parallel_for(int64_t jobs, int threads, Fn fn) {
     const int worker = omp_get_thread_num();
     for (int64_t job = next++; job < jobs; job = next++) fn(job, worker);
   }
+}
+
+// The same on a host runtime's threads (gsmlp_parallel, e.g. ONNX Runtime's intra-op pool): the host calls
+// one worker function per worker index, and the workers take jobs from one shared counter. A host that
+// runs the workers one after the other (a pool of one thread) still runs every job, on worker 0.
+template <typename Fn>
+void parallel_for(int64_t jobs, int threads, const gsmlp_parallel* host, Fn fn) {
+  if (host == nullptr || host->run == nullptr) return parallel_for(jobs, threads, fn);
+  const int workers = static_cast<int>(std::min<int64_t>(std::max(threads, 1), jobs));
+  if (workers <= 0) return;
+  struct Shared {
+    std::atomic<int64_t> next;
+    int64_t jobs;
+    int workers;
+    Fn* fn;
+  } shared{{0}, jobs, workers, &fn};
+  host->run(host->context, workers, [](void* arg, int worker) {
+    auto* s = static_cast<Shared*>(arg);
+    if (worker < 0 || worker >= s->workers) return;  // a host must not invent workers: ignore, never overrun
+    for (int64_t job = s->next++; job < s->jobs; job = s->next++) (*s->fn)(job, worker);
+  }, &shared);
 }
 
 }  // namespace gsmlp::cpu

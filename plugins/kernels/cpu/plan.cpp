@@ -69,8 +69,8 @@ Plan make_plan(const gsmlp_problem& p, bool gated, int threads) {
   return plan;
 }
 
-ThreadScratch thread_scratch(const Plan& plan, void* workspace, int thread) {
-  char* base = static_cast<char*>(workspace) + plan.per_thread + plan.thread_bytes * thread;
+ThreadScratch thread_scratch(const Plan& plan, void* scratch, int thread) {
+  char* base = static_cast<char*>(scratch) + plan.thread_bytes * thread;
   size_t t = 0;
   const int64_t c = kMaxChunkTokens;
   const size_t f = sizeof(float);

@@ -22,6 +22,7 @@ struct Plan {
   bool gated, fp16;
   int threads;
   // Byte offsets into the workspace (each 64-byte aligned).
+  // per_thread is also where the packed weights end: bytes [0, per_thread) are all that packing writes.
   size_t header, w1p, b1f, w2p, b2f, gdp, gup, gbf, per_thread, thread_bytes, total;
 };
 
@@ -49,6 +50,7 @@ struct ThreadScratch {
   int32_t* rows;   // token indices (within the chunk) of one group
 };
 
-ThreadScratch thread_scratch(const Plan& plan, void* workspace, int thread);
+// `scratch`: the threads' region (workspace + plan.per_thread, or a caller's separate scratch, aligned).
+ThreadScratch thread_scratch(const Plan& plan, void* scratch, int thread);
 
 }  // namespace gsmlp::cpu

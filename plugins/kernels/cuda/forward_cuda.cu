@@ -96,6 +96,11 @@ int run(const gsmlp_problem& p, const gsmlp_tensors& t, char* ws, const Layout& 
   const GateArgs gate{t.x, t.x_row_stride, t.gate_down_w, t.gate_up_w, t.gate_up_b, p.tokens, p.d_model, nb,
                       p.rank, p.threshold, mask, t.active_blocks};
   if (cudaError_t e = launch_gate(gate, fp16, stream); e != cudaSuccess) return cuda_fail("gate kernel", e);
+  if (t.block_mask) {  // the op's optional BlockMask output: the gate's own decisions, byte for byte
+    const size_t bytes = static_cast<size_t>(p.tokens) * static_cast<size_t>(nb);
+    if (cudaError_t e = cudaMemcpyAsync(t.block_mask, mask, bytes, cudaMemcpyDeviceToDevice, stream); e != cudaSuccess)
+      return cuda_fail("block mask copy", e);
+  }
   if (cudaError_t e = launch_bucket(mask, p.tokens, nb, counts, lists, stream); e != cudaSuccess)
     return cuda_fail("bucket kernel", e);
   const int64_t outputs = p.tokens * p.d_model;

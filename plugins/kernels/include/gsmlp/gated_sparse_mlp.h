@@ -19,7 +19,8 @@
 extern "C" {
 #endif
 
-#define GSMLP_ABI_VERSION 1
+/* 2: gsmlp_tensors gained `block_mask` (appended); gsmlp_cpu_run_packed and gsmlp_parallel were added. */
+#define GSMLP_ABI_VERSION 2
 
 typedef enum gsmlp_dtype { GSMLP_FP32 = 0, GSMLP_FP16 = 1 } gsmlp_dtype;
 
@@ -54,6 +55,8 @@ typedef struct gsmlp_tensors {
   const void* gate_up_b;
   void* y;                 /* [tokens, d_model], contiguous */
   int32_t* active_blocks;  /* optional [tokens]: active blocks per token, for sparsity accounting */
+  uint8_t* block_mask;     /* ABI 2, optional [tokens, num_blocks] row-major: 1 where the block was active,
+                              else 0 (the op's optional output BlockMask); all 1 without a gate */
 } gsmlp_tensors;
 
 int gsmlp_abi_version(void);
@@ -90,6 +93,30 @@ int gsmlp_cpu_pack_weights(const gsmlp_problem* problem, const gsmlp_tensors* te
                            size_t workspace_bytes, int num_threads);
 int gsmlp_cpu_forward_prepacked(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
                                 size_t workspace_bytes, int num_threads);
+
+/* ABI 2: weights packed once, scratch per call, threads from the caller's pool.
+ *
+ * gsmlp_cpu_pack_weights packs into the first gsmlp_cpu_packed_size() bytes of a workspace; those bytes alone
+ * can then serve any number of concurrent gsmlp_cpu_run_packed calls, each with its own scratch of
+ * gsmlp_cpu_scratch_size(problem, workers) bytes (so a runtime that calls one kernel from several threads
+ * at once, as ONNX Runtime may, needs no lock around the packed weights).
+ *
+ * `parallel` (optional) runs the kernel's work on the caller's threads instead of OpenMP's: run(context,
+ * workers, fn, arg) must call fn(arg, w) once for every w in [0, workers), on as many threads as it has
+ * (serially is correct too), and return when all calls have returned. Each w uses its own slice of the
+ * scratch and takes token chunks from a shared counter, so a slow or missing thread never stalls the rest.
+ * NULL: OpenMP, as gsmlp_cpu_forward_prepacked (which joins torch's runtime in a torch process). */
+typedef void (*gsmlp_worker_fn)(void* arg, int worker);
+typedef struct gsmlp_parallel {
+  void (*run)(void* context, int workers, gsmlp_worker_fn fn, void* arg);
+  void* context;
+} gsmlp_parallel;
+
+size_t gsmlp_cpu_packed_size(const gsmlp_problem* problem);
+size_t gsmlp_cpu_scratch_size(const gsmlp_problem* problem, int workers);
+int gsmlp_cpu_run_packed(const gsmlp_problem* problem, const gsmlp_tensors* tensors, const void* packed,
+                         size_t packed_bytes, void* scratch, size_t scratch_bytes, int workers,
+                         const gsmlp_parallel* parallel);
 
 #ifdef __cplusplus
 }
