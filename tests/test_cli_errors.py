@@ -506,6 +506,10 @@ def test_a_stop_signal_leaves_nothing_half_written(
     output at --out is kept byte for byte."""
     from gsmlp.calibration import workflow
 
+    if signal.getsignal(signum) == signal.SIG_IGN:
+        # gsmlp rightly keeps a signal its caller ignores ignored (nohup, a background job's SIGINT/SIGQUIT).
+        pytest.skip(f"{signum.name} is ignored by the process that started pytest")
+
     def stopped_mid_run(*_args, **_kwargs):
         assert [p for p in in_ws.iterdir() if p.name.startswith(".earlier.")], "no temporary folder yet"
         # Never let a real SIGTERM reach pytest: the handler must be gsmlp's before the signal is sent.
