@@ -113,15 +113,26 @@ def _implementation(session: Any, library: Path | None) -> str:
 
 
 def session_options(
-    library: Path | None, *, threads: int = 0, threading: str = "onnxruntime", log_severity: int = 3
+    library: Path | None,
+    *,
+    threads: int = 0,
+    threading: str = "onnxruntime",
+    log_severity: int = 3,
+    spin: bool = True,
 ) -> Any:
-    """SessionOptions with the library registered (where given) and the threads the kernel should use."""
+    """SessionOptions with the library registered (where given) and the threads the kernel should use.
+
+    spin=False stops idle intra-op threads from spinning: benchmarks that interleave several sessions need
+    it, or one session's spinning threads take the cores from the next one's run.
+    """
     import onnxruntime as ort
 
     if threading not in THREADING_CHOICES:
         raise GsmlpError(f"threading {threading!r}: choose one of {', '.join(THREADING_CHOICES)}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = log_severity  # fp16 graphs make ORT warn about every node it cannot pre-fold
     if library is not None:
         options.register_custom_ops_library(str(library))
@@ -141,6 +152,7 @@ def open_session(
     threading: str = "onnxruntime",
     log_severity: int = 3,
     label: str | None = None,
+    spin: bool = True,
 ) -> OpenedSession:
     """An InferenceSession on `model` (a path or serialized bytes).
 
@@ -149,12 +161,15 @@ def open_session(
     shared by ONNX Runtime's ops and the library's kernel. use_cuda: None puts the CUDA provider first where a
     CUDA driver and onnxruntime-gpu are present. threading: "openmp" runs the library's CPU kernel on its
     own OpenMP threads instead of ONNX Runtime's (only to measure the difference; see docs/PERFORMANCE.md).
-    label: how errors name the model (default: its path, or "the model" for bytes).
+    label: how errors name the model (default: its path, or "the model" for bytes). spin: see
+    `session_options`.
     """
     import onnxruntime as ort
 
     library = _library_for(op)
-    options = session_options(library, threads=threads, threading=threading, log_severity=log_severity)
+    options = session_options(
+        library, threads=threads, threading=threading, log_severity=log_severity, spin=spin
+    )
     source = model if isinstance(model, bytes) else str(model)
     try:
         session = ort.InferenceSession(source, options, providers=_providers(ort, use_cuda))

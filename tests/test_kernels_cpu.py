@@ -333,7 +333,7 @@ def test_abi_statuses() -> None:
 def test_library_facts() -> None:
     lib = L.load()
     assert lib.gsmlp_abi_version() == L.ABI_VERSION == 2
-    assert kernels.cpu_isa() in ("avx2-fma", "portable")
+    assert kernels.cpu_isa() in ("avx512f", "avx2-fma", "portable")
     if not kernels.cuda_built():  # a CPU-only build must say so from its CUDA entry point
         status = lib.gsmlp_cuda_forward(None, None, None, 0, None)
         assert status == L.NOT_BUILT
@@ -428,24 +428,30 @@ def test_not_built_falls_back_and_warns_once(monkeypatch: pytest.MonkeyPatch) ->
     assert layer.kernel is None
 
 
-PORTABLE_SCRIPT = """
+FORCED_ISA_SCRIPT = """
+import sys
 import torch
 from gsmlp import kernels
 from tests.test_kernels_cpu import check_case
-assert kernels.cpu_isa() == "portable", kernels.cpu_isa()
+assert kernels.cpu_isa() == sys.argv[1], kernels.cpu_isa()
 check_case(37, 64, 300, 32, 0.5, torch.float32)
 check_case(9, 64, 256, 8, 0.0, torch.float16)
-print("portable ok")
+check_case(50, 96, 200, 16, 0.3, torch.float32)
+print("forced isa ok")
 """
 
 
-def test_portable_fallback_matches_reference() -> None:
-    # The path a CPU without AVX2/FMA/F16C takes, forced here by GSMLP_CPU_ISA (read once per process).
-    env = dict(os.environ, GSMLP_CPU_ISA="portable")
+@pytest.mark.parametrize(("forced", "isa"), [("portable", "portable"), ("avx2", "avx2-fma")])
+def test_lesser_code_paths_match_reference(forced: str, isa: str) -> None:
+    # The paths of CPUs without AVX-512 (avx2) or without AVX2/FMA/F16C (portable), forced here by
+    # GSMLP_CPU_ISA (read once per process), so that this machine tests every path it can run.
+    if forced == "avx2" and kernels.cpu_isa() not in ("avx512f", "avx2-fma"):
+        pytest.skip(f"this CPU has no AVX2/FMA/F16C (code path {kernels.cpu_isa()!r})")
+    env = dict(os.environ, GSMLP_CPU_ISA=forced)
     result = subprocess.run(
-        [sys.executable, "-c", PORTABLE_SCRIPT], env=env, capture_output=True, text=True, cwd=REPO_ROOT
+        [sys.executable, "-c", FORCED_ISA_SCRIPT, isa], env=env, capture_output=True, text=True, cwd=REPO_ROOT
     )
-    assert result.returncode == 0 and "portable ok" in result.stdout, result.stderr[-2000:]
+    assert result.returncode == 0 and "forced isa ok" in result.stdout, result.stderr[-2000:]
 
 
 def test_new_weights_at_a_reused_address_are_repacked() -> None:

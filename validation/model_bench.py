@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ import torch
 
 from gsmlp.errors import GsmlpError
 from gsmlp.model.gated_mlp import GatedSparseMLP
+from gsmlp.model.processing import PreprocessConfig
 
 BACKENDS = ("pytorch", "onnxruntime")
 
@@ -142,6 +143,22 @@ def _summary(times: dict[str, list[float]], implementation: str) -> dict:
     return entry
 
 
+def fit_to_canvas(preprocess: PreprocessConfig, height: int, width: int) -> PreprocessConfig:
+    """The model's resize, capped so that every padded image fits the static canvas of the exported files.
+
+    A static Deformable DETR file takes one size; a COCO image resized by an R50 config (800 / 1333) and
+    padded would overflow an 800 x 800 canvas, so the bench resizes images to fit the size it was asked for.
+    """
+    cap = min(height, width) // preprocess.pad_multiple * preprocess.pad_multiple
+    if cap <= 0 or (preprocess.longest_edge <= cap and preprocess.shortest_edge <= cap):
+        return preprocess
+    return replace(
+        preprocess,
+        shortest_edge=min(preprocess.shortest_edge, cap),
+        longest_edge=min(preprocess.longest_edge, cap),
+    )
+
+
 def run_model_bench(options: ModelBenchOptions, progress: Callable[[], None] = lambda: None) -> dict:
     """Time every backend's dense and gated detector on the same preprocessed images; the report dict."""
     from gsmlp.data.coco import resolve_dataset
@@ -155,8 +172,9 @@ def run_model_bench(options: ModelBenchOptions, progress: Callable[[], None] = l
     loaded = load_detector(options.model)
     edge = loaded.preprocess.longest_edge
     height, width = options.height or edge, options.width or edge
+    preprocess = fit_to_canvas(loaded.preprocess, height, width)
     dataset = resolve_dataset(options.data, options.images_dir)
-    batches = coco_batches(dataset, options.limit, loaded.preprocess, 1, (1, 3, height, width), options.model)
+    batches = coco_batches(dataset, options.limit, preprocess, 1, (1, 3, height, width), options.model)
     if len(batches) <= options.warmup:
         raise GsmlpError(
             f"{options.data} gave {len(batches)} images; --warmup {options.warmup} leaves none to time"
@@ -181,6 +199,7 @@ def run_model_bench(options: ModelBenchOptions, progress: Callable[[], None] = l
         "images_timed": len(batches) - options.warmup,
         "warmup_images": options.warmup,
         "size": [height, width],
+        "resize": {"shortest_edge": preprocess.shortest_edge, "longest_edge": preprocess.longest_edge},
         "threads": torch.get_num_threads(),
         "onnx": {"dense": str(options.onnx_dense), "gated": str(options.onnx_gated)}
         if options.onnx_dense

@@ -47,6 +47,6 @@ def cuda_available() -> bool:
 
 
 def cpu_isa() -> str:
-    """The CPU code path chosen at run time ("avx2-fma" or "portable"), or "" without the library."""
+    """The CPU code path chosen at run time ("avx512f", "avx2-fma", "portable"); "" without the library."""
     lib = load()
     return lib.gsmlp_cpu_isa().decode() if lib else ""

@@ -90,8 +90,10 @@ def measure(
     """Time the op (library, no BlockMask output) against the dense subgraph, same threads and dtype."""
 
     def session(model: onnx.ModelProto, op: str, threading: str = "onnxruntime"):
+        # No spinning: the runs alternate between sessions, each with its own pool, and one pool's
+        # spinning threads would take the cores from the other's millisecond-long run.
         opened = open_session(
-            model.SerializeToString(), op=op, threads=threads, use_cuda=False, threading=threading
+            model.SerializeToString(), op=op, threads=threads, use_cuda=False, threading=threading, spin=False
         )
         return opened.session
 

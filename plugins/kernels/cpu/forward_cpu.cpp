@@ -197,6 +197,7 @@ char* thread_region(const Plan& plan, void* ws) { return static_cast<char*>(ws) 
 extern "C" {
 
 const char* gsmlp_cpu_isa(void) {
+  if (gsmlp::cpu::cpu_has_avx512()) return "avx512f";
 #if defined(GSMLP_HAVE_AVX2_TU)
   if (gsmlp::cpu::cpu_has_avx2_fma()) return "avx2-fma";
 #endif

@@ -4,7 +4,8 @@
 //
 // `b` is a packed K x ldb panel (ldb a multiple of 16, zero beyond n_cols), so the micro-kernel reads
 // it with aligned full-width loads. A rows and C rows are reached through pointer arrays: gathering the
-// active tokens costs no copy. Two implementations are chosen at run time: AVX2+FMA and portable C++.
+// active tokens costs no copy. Three implementations are chosen at run time: AVX-512F, AVX2+FMA and
+// portable C++ (GSMLP_CPU_ISA=avx2 or =portable forces a lesser one, for tests and comparisons).
 #pragma once
 
 #include <cstdint>
@@ -34,9 +35,11 @@ struct RowGemmArgs {
 using RowGemmFn = void (*)(const RowGemmArgs&);
 
 void row_gemm_portable(const RowGemmArgs& args);
-void row_gemm_avx2(const RowGemmArgs& args);  // call only where cpu_has_avx2_fma()
+void row_gemm_avx2(const RowGemmArgs& args);    // call only where cpu_has_avx2_fma()
+void row_gemm_avx512(const RowGemmArgs& args);  // call only where cpu_has_avx512()
 
 bool cpu_has_avx2_fma();  // AVX2, FMA and F16C, checked once at run time
+bool cpu_has_avx512();    // AVX-512F with the OS saving its registers, and AVX2+FMA+F16C; once at run time
 
 // fp16 <-> fp32 for whole rows (IEEE binary16, round to nearest even); F16C where available.
 void half_to_float_row(const uint16_t* src, float* dst, int64_t n);

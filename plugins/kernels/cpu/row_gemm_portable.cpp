@@ -7,10 +7,11 @@
 
 namespace gsmlp::cpu {
 namespace {
-bool forced_portable() {
-  const char* isa = std::getenv("GSMLP_CPU_ISA");
-  return isa && std::strcmp(isa, "portable") == 0;
+bool forced(const char* isa) {
+  const char* wanted = std::getenv("GSMLP_CPU_ISA");
+  return wanted && std::strcmp(wanted, isa) == 0;
 }
+bool forced_portable() { return forced("portable"); }
 }  // namespace
 
 void row_gemm_portable(const RowGemmArgs& g) {
@@ -38,7 +39,21 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
+bool cpu_has_avx512() {
+#if defined(GSMLP_HAVE_AVX512_TU)
+  // GSMLP_CPU_ISA=avx2 keeps the AVX2 kernel on AVX-512 machines (tests cover both; benchmarks compare).
+  // __builtin_cpu_supports also checks that the OS saves the zmm registers (XCR0).
+  static const bool supported = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") && !forced("avx2");
+  return supported;
+#else
+  return false;
+#endif
+}
+
 RowGemmFn best_row_gemm() {
+#if defined(GSMLP_HAVE_AVX512_TU)
+  if (cpu_has_avx512()) return row_gemm_avx512;
+#endif
 #if defined(GSMLP_HAVE_AVX2_TU)
   if (cpu_has_avx2_fma()) return row_gemm_avx2;
 #endif

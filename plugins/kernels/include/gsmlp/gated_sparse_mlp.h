@@ -81,7 +81,7 @@ int gsmlp_cuda_forward(const gsmlp_problem* problem, const gsmlp_tensors* tensor
 int gsmlp_cuda_built(void);
 /* The message of the last non-OK status returned on the calling thread ("" if none). */
 const char* gsmlp_last_error(void);
-/* The CPU code path chosen at run time: "avx2-fma" or "portable". */
+/* The CPU code path chosen at run time: "avx512f", "avx2-fma" or "portable". */
 const char* gsmlp_cpu_isa(void);
 
 /* CPU weight pre-packing. gsmlp_cpu_forward packs (transposes into panels) the weights into the workspace
