@@ -264,6 +264,14 @@ CASES = {
         "--timing-cache docs",
     ),
     "bench-report-folder": ("bench ffn --report docs", "--report docs | folder"),
+    "bench-model-report-foreign-file": (
+        "bench model --model gated --report notes.txt",
+        "--report notes.txt | --force",
+    ),
+    "bench-model-report-in-model": (
+        "bench model --model gated --report gated/gsmlp.json",
+        "--report | --model",
+    ),
     "validate-onnx-folder": ("{V} --onnx docs --report r.json", "--onnx docs | is a folder"),
     "validate-engine-folder": (
         "{V} --onnx gated.onnx --engine docs --report r.json",
@@ -372,6 +380,7 @@ CASES = {
     "validate-limit-0": ("{V} --onnx gated.onnx --report r.json --limit 0", "--limit | 0"),
     "validate-batch-huge": ("{V} --onnx gated.onnx --report r.json --batch-size 9999", "--batch-size | 9999"),
     "bench-repeat-0": ("bench ffn --report b.json --repeat 0", "--repeat | 0"),
+    "bench-model-limit-0": ("bench model --model gated --report b.json --limit 0", "--limit | 0"),
     "bench-sparsity-nan": ("bench ffn --report b.json --sparsity nan", "--sparsity | nan"),
     "bench-warmup-negative": ("bench ffn --report b.json --warmup -1", "--warmup | -1"),
     "demo-sparsity-nan": ("demo --out d --target-sparsity nan", "--target-sparsity | nan"),

@@ -12,12 +12,22 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from gsmlp.args import BLOCK_SIZE, POSITIVE, THREADS, Range, add_force_argument, check_ranges, model_input
+from gsmlp.args import (
+    BLOCK_SIZE,
+    POSITIVE,
+    THREADS,
+    Range,
+    add_force_argument,
+    check_ranges,
+    data_inputs,
+    model_input,
+)
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_json_atomic
 from gsmlp.paths import OutputPlan, json_output
 
 BENCH_REPORT = json_output("a report written by gsmlp bench ffn", ("machine", "cases"))
+MODEL_BENCH_REPORT = json_output("a report written by gsmlp bench model", ("machine", "backends", "size"))
 
 HELP = "benchmark the sparse kernels against the dense FFN, and the whole model dense against gated"
 DESCRIPTION = """\
@@ -117,6 +127,7 @@ def _add_model_arguments(model: argparse.ArgumentParser) -> None:
         "--ort-threading", choices=("onnxruntime", "both"), default="onnxruntime",
         help="both: also time the op library on OpenMP threads (gated_openmp_ms); default onnxruntime",
     )  # fmt: skip
+    add_force_argument(model)
 
 
 def _add_ffn_arguments(ffn: argparse.ArgumentParser) -> None:
@@ -265,8 +276,12 @@ def _run_model(args: argparse.Namespace) -> int:
         ort_op=args.ort_op,
         ort_threading=args.ort_threading,
     )
-    if args.threads is not None and args.threads < 1:
-        raise GsmlpError(f"--threads is {args.threads}; it must be >= 1")
+    check_ranges(args, {"limit": POSITIVE, "warmup": Range(0), "threads": THREADS, "height": POSITIVE,
+                        "width": POSITIVE})  # fmt: skip
+    plan = OutputPlan(force=args.force)
+    plan.file(args.report, "--report", MODEL_BENCH_REPORT)
+    plan.check({"--model": model_input(args.model), **data_inputs(args.data, args.images),
+                "--onnx-dense": args.onnx_dense, "--onnx-gated": args.onnx_gated})  # fmt: skip
     with tqdm(total=args.limit, desc="bench model", unit="image") as bar:
         report = run_model_bench(options, progress=bar.update)
     report["machine"] = _machine()
