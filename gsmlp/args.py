@@ -4,13 +4,15 @@ command runs on its options before any work: numbers in range, inputs of the rig
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gsmlp.errors import GsmlpError
+from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
 from gsmlp.model.resize import MAX_EDGE
 from gsmlp.model.zoo import BUILTIN_NAMES
 
@@ -41,9 +43,9 @@ def add_model_argument(parser: argparse.ArgumentParser, *, required: bool = True
     group.add_argument(
         "--block-size",
         type=int,
-        default=32,
+        default=DEFAULT_BLOCK_SIZE,
         metavar="N",
-        help="hidden neurons per gate block when wrapping a plain detector (default: 32; "
+        help=f"hidden neurons per gate block when wrapping a plain detector (default: {DEFAULT_BLOCK_SIZE}; "
         "a gated checkpoint keeps its own)",
     )
 
@@ -56,7 +58,18 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedDetector:
     # Imported here: torch and transformers take seconds to import, and `gsmlp --help` needs neither.
     from gsmlp.model.loaders import load_detector
 
-    return load_detector(args.model, block_size=getattr(args, "block_size", 32))
+    return load_detector(args.model, block_size=getattr(args, "block_size", DEFAULT_BLOCK_SIZE))
+
+
+def field_defaults(options: type) -> dict[str, Any]:
+    """An option dataclass's field defaults by name: the library's defaults become the parser's."""
+    found = {}
+    for field in dataclasses.fields(options):
+        if field.default is not dataclasses.MISSING:
+            found[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            found[field.name] = field.default_factory()
+    return found
 
 
 def model_input(spec: str | None) -> Path | None:

@@ -53,6 +53,16 @@ def import_pycuda() -> ModuleType:
     return cuda
 
 
+def tensorrt_missing() -> str | None:
+    """Why TensorRT engines cannot be built or run here (tensorrt, pycuda or a GPU missing), or None."""
+    try:
+        import_tensorrt()
+        import_pycuda()
+    except GsmlpError as exc:
+        return str(exc)
+    return None
+
+
 def gpu_description() -> dict[str, str]:
     """Name and compute capability ("9.0") of the current GPU."""
     cuda = import_pycuda()

@@ -175,7 +175,7 @@ def test_validate_command_on_real_coco_images(family: str, coco_subset: Path, tm
 
 def test_validate_reports_tensorrt_and_writes_readable_files(coco_subset: Path, tmp_path: Path) -> None:
     """tensorrt is skipped with its reason (no TensorRT or GPU here); others report; md and PNGs follow."""
-    from gsmlp.validation.demo import tensorrt_missing
+    from gsmlp.runtime.trt_common import tensorrt_missing
 
     if tensorrt_missing() is None:
         pytest.skip("TensorRT and a GPU are present: the skip path cannot be seen here")

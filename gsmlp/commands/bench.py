@@ -177,7 +177,7 @@ def _floats(text: str, option: str) -> list[float]:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from gsmlp.kernels.bench import SHAPES
+    from gsmlp.validation.ffn_bench import SHAPES
 
     check_ranges(args, {"repeat": POSITIVE, "warmup": Range(0), "block_size": BLOCK_SIZE,
                         "rank": Range(1, 4096), "images": POSITIVE, "threads": THREADS})  # fmt: skip
@@ -224,12 +224,12 @@ def _cpu_model() -> str:
 
 
 def _run_onnxruntime(args: argparse.Namespace, threads: int) -> list:
-    from gsmlp.kernels import bench_onnxruntime
+    from gsmlp.validation import ffn_bench_onnxruntime
 
-    bench_onnxruntime.check_runnable()
+    ffn_bench_onnxruntime.check_runnable()
     shapes, sparsities = args.shapes.split(","), _floats(args.sparsity, "--sparsity")
     with tqdm(total=len(shapes) * len(sparsities), desc="bench ffn (onnxruntime)", unit="case") as bar:
-        return bench_onnxruntime.synthetic_cases(
+        return ffn_bench_onnxruntime.synthetic_cases(
             dtype=args.dtype, threads=threads, repeat=args.repeat, warmup=args.warmup,
             block_size=args.block_size, rank=args.rank, shapes=shapes, sparsities=sparsities,
             progress=lambda _: bar.update(), threading=args.ort_threading,
@@ -291,11 +291,11 @@ def print_model_table(report: dict) -> None:
 
 
 def _run_ffn(args: argparse.Namespace) -> int:
-    from gsmlp.kernels import bench, recorded
+    from gsmlp.validation import ffn_bench, ffn_inputs
 
     _check(args)
-    device, dtype = torch.device(args.device), bench.DTYPES[args.dtype]
-    bench.check_runnable(device, dtype)
+    device, dtype = torch.device(args.device), ffn_bench.DTYPES[args.dtype]
+    ffn_bench.check_runnable(device, dtype)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -303,10 +303,10 @@ def _run_ffn(args: argparse.Namespace) -> int:
     if args.backend == "onnxruntime":
         cases = _run_onnxruntime(args, threads)
     elif args.masks_from:
-        layers = recorded.record_from_checkpoint(args.masks_from, args.data, args.images)
+        layers = ffn_inputs.record_from_checkpoint(args.masks_from, args.data, args.images)
         bar = tqdm(layers, desc="bench ffn (recorded)", unit="layer")
         cases = [
-            bench.measure(
+            ffn_bench.measure(
                 r.name,
                 r.layer.to(device, dtype),
                 r.inputs.to(device, dtype),
@@ -318,7 +318,7 @@ def _run_ffn(args: argparse.Namespace) -> int:
     else:
         shapes, sparsities = args.shapes.split(","), _floats(args.sparsity, "--sparsity")
         with tqdm(total=len(shapes) * len(sparsities), desc="bench ffn", unit="case") as bar:
-            cases = bench.synthetic_cases(
+            cases = ffn_bench.synthetic_cases(
                 device=device, dtype=dtype, block_size=args.block_size, rank=args.rank, shapes=shapes,
                 sparsities=sparsities, progress=lambda _: bar.update(), **timing,
             )  # fmt: skip

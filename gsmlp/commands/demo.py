@@ -14,6 +14,9 @@ from gsmlp.args import (
     data_inputs,
     model_input,
 )
+from gsmlp.validation.demo import DemoOptions
+
+DEFAULTS = DemoOptions()  # the library's defaults are the command's
 
 HELP = "the main job: calibrate, export, build, validate on the built-in model"
 DESCRIPTION = """\
@@ -37,40 +40,41 @@ examples:
   ./scripts/demo.sh --out runs/demo          (creates .venv first, then runs this)
 """
 
-MODES = ("dense", "gated")
-BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", default="detr-small", help="a built-in or dense detector to gate (default: %(default)s)"
+        "--model", default=DEFAULTS.model, help="a built-in or dense detector to gate (default: %(default)s)"
     )
     parser.add_argument(
-        "--out", default="runs/demo", metavar="DIR", help="output folder (default: %(default)s)"
+        "--out", default=str(DEFAULTS.out), metavar="DIR", help="output folder (default: %(default)s)"
     )
     parser.add_argument(
         "--calib-images",
         type=int,
-        default=64,
+        default=DEFAULTS.calib_images,
         metavar="N",
-        help="shapes-train images to calibrate on (default: 64)",
+        help="shapes-train images to calibrate on (default: %(default)s)",
     )
     parser.add_argument(
         "--val-images",
         type=int,
-        default=50,
+        default=DEFAULTS.val_images,
         metavar="N",
-        help="shapes-val images to validate on (default: 50)",
+        help="shapes-val images to validate on (default: %(default)s)",
     )
     parser.add_argument(
-        "--target-sparsity", type=float, default=0.9, metavar="S", help="MGS target sparsity (default: 0.9)"
+        "--target-sparsity",
+        type=float,
+        default=DEFAULTS.target_sparsity,
+        metavar="S",
+        help="MGS target sparsity (default: %(default)s)",
     )
     parser.add_argument(
         "--gate-steps",
         type=int,
-        default=200,
+        default=DEFAULTS.gate_steps,
         metavar="N",
-        help="Adam steps per gate (default: 200, kept short)",
+        help="Adam steps per gate (default: %(default)s, kept short)",
     )
     parser.add_argument(
         "--tolerances", metavar="FILE.toml", help="parity tolerances (format: docs/VALIDATION.md)"
@@ -108,7 +112,12 @@ def run(args: argparse.Namespace) -> int:
     check_args(args)
     if args.ort_op == "auto" and op_library() is None:
         print(library_status())
-    report = run_demo(args)
+    options = DemoOptions(
+        out=args.out, model=args.model, calib_images=args.calib_images, val_images=args.val_images,
+        target_sparsity=args.target_sparsity, gate_steps=args.gate_steps, tolerances=args.tolerances,
+        plugin_lib=args.plugin_lib, ort_op=args.ort_op, force=args.force,
+    )  # fmt: skip
+    report = run_demo(options)
     print(format_table(report["table"]))
     print(f"report: {args.out}/report.json  ({'pass' if report['pass'] else 'FAIL'})")
     if not report["pass"]:

@@ -39,8 +39,8 @@ checkpoint folder, or a built-in name (detr-small, deformable-detr-small).
 
 Modes (how each FFN runs):
   dense   the original model, every neuron computed
-  static  only the neurons the SIBS keep-mask keeps (needs a gated checkpoint)
-  gated   keep-mask and MGS micro-gates (needs a gated checkpoint)
+  static  the SIBS-pruned FFNs, every remaining neuron computed (needs a gated checkpoint)
+  gated   the SIBS-pruned FFNs with their MGS micro-gates (needs a gated checkpoint)
   oracle  exactly the blocks that hold a non-zero activation: the bound any gate can reach
 
 Timing: model ms per image, and how much of it the FFNs take (timing.ffn_share in the report). That share
