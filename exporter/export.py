@@ -20,12 +20,12 @@ from gsmlp.exporter.fold import fold_gated, fold_plain
 from gsmlp.exporter.fp16 import convert_to_fp16
 from gsmlp.exporter.graph import finish_model
 from gsmlp.exporter.node_names import TRACE_ROOT
-from gsmlp.exporter.op_identity import DOMAIN, DOMAIN_VERSION
 from gsmlp.exporter.retype import demote_float64
 from gsmlp.io import OutputKind, write_bytes_atomic
 from gsmlp.model.detector import family_of
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.wrap import gated_layers, gated_slots
+from gsmlp.op_identity import DOMAIN, DOMAIN_VERSION
 
 OPSET = 17
 INPUT_NAMES = ["pixel_values", "pixel_mask"]

@@ -7,7 +7,7 @@ and the parsing of node names live here together, so that they cannot drift apar
 
 from __future__ import annotations
 
-from gsmlp.exporter.op_identity import OP_TYPE
+from gsmlp.op_identity import OP_TYPE
 
 # The attribute of the traced wrapper module that holds the detector: the first part of every node name.
 TRACE_ROOT = "detector"

@@ -13,7 +13,10 @@ from types import ModuleType
 from typing import Any
 
 from gsmlp.errors import GsmlpError
-from gsmlp.runtime.engine_metadata import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
+
+# The plugin registers the op under the identity the exporter writes (the ONNX parser binds by these).
+from gsmlp.op_identity import OP_TYPE as PLUGIN_NAME
+from gsmlp.op_identity import PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 PLUGIN_LIBRARY_NAME = "libgsmlp_trt_plugin.so"
 PLUGIN_ENV = "GSMLP_TRT_PLUGIN"

@@ -11,9 +11,9 @@ from gsmlp.calibration.sibs import select_neurons
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.export import ExportOptions, export_onnx
 from gsmlp.exporter.graph import gated_nodes, has_function
-from gsmlp.exporter.op_identity import DOMAIN, OP_TYPE
 from gsmlp.model.gated_mlp import MicroGate
 from gsmlp.model.wrap import gated_layers, set_mode, wrap_ffns
+from gsmlp.op_identity import DOMAIN, OP_TYPE
 from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend, read_onnx
 from gsmlp.validation.parity import output_differences
 from tests.conftest import make_tiny_model

@@ -15,8 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gsmlp.errors import NotBuiltError
 from gsmlp.exporter.op_function import gated_sparse_mlp_function
-from gsmlp.exporter.op_identity import BLOCK_MASK_ATTRIBUTE, DOMAIN, DOMAIN_VERSION, INPUTS, OP_TYPE
 from gsmlp.model.gated_mlp import GatedSparseMLP
+from gsmlp.op_identity import BLOCK_MASK_ATTRIBUTE, DOMAIN, DOMAIN_VERSION, INPUTS, OP_TYPE
 from gsmlp.runtime.ort_session import op_library, open_session, why_no_library
 from gsmlp.validation.ffn_bench import SHAPES, Case, random_gated_layer, threshold_for_sparsity, time_pair
 

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from gsmlp.exporter.node_names import module_path
-from gsmlp.exporter.op_identity import BLOCK_MASK_OUTPUT_PREFIX
 from gsmlp.model.gated_mlp import GatedSparseMLP, active_blocks
+from gsmlp.op_identity import BLOCK_MASK_OUTPUT_PREFIX
 
 if TYPE_CHECKING:  # backends imports this module: a runtime import would be circular
     from gsmlp.validation.backends import PyTorchBackend
