@@ -68,10 +68,10 @@ class CalibrationJob:
     data: str  # a generated split (shapes-train, ...) or a COCO JSON
     out: str | Path
     images: str | None = None  # the image folder of a COCO JSON `data`
-    max_images: int = 500
+    limit: int = 500  # calibration images
     eval_data: str | None = None  # measure AP dense and gated on this data set
     eval_images: str | None = None
-    eval_max_images: int | None = None
+    eval_limit: int | None = None
     analyze_only: bool = False  # statistics and analysis only, no gates
     reservoir: int = 20000  # recorded tokens per FFN
     sweep: str | None = None  # comma-separated sweep values; None: DEFAULT_SWEEP of the method

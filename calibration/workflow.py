@@ -87,7 +87,7 @@ def calibrate(job: CalibrationJob) -> str:
         if options.uses_gates:
             start = time.perf_counter()
             batches = functools.partial(_calibration_batches, detector, calibration_set, job)
-            total = calibration_set.count(job.max_images)
+            total = calibration_set.count(job.limit)
             refit_thresholds(detector.model, batches, total, results, options, job.reservoir)
             timings["threshold_refit_s"] = time.perf_counter() - start
         gated_eval = _timed(timings, "eval_gated_s", lambda: _evaluate(detector, eval_set, job, "gated"))
@@ -104,10 +104,10 @@ def _collect(detector: LoadedDetector, dataset, job: CalibrationJob, timings):
     start = time.perf_counter()
     try:
         stats = collector.run(
-            _calibration_batches(detector, dataset, job), total=dataset.count(job.max_images)
+            _calibration_batches(detector, dataset, job), total=dataset.count(job.limit)
         )
     except NoCalibrationImages:
-        raise dataset.usable_images_error(job.max_images) from None
+        raise dataset.usable_images_error(job.limit) from None
     timings["statistics_s"] = time.perf_counter() - start
     return collector, stats
 
@@ -115,7 +115,7 @@ def _collect(detector: LoadedDetector, dataset, job: CalibrationJob, timings):
 def _calibration_batches(detector: LoadedDetector, dataset, job: CalibrationJob):
     # One image per batch: padded positions would add tokens that no real image has to the statistics.
     return (
-        model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, job.max_images)
+        model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, job.limit)
     )
 
 
@@ -131,7 +131,7 @@ def _evaluate(detector: LoadedDetector, dataset, job: CalibrationJob, label: str
         return None
     from gsmlp.calibration.evaluation import evaluate
 
-    return evaluate(detector, dataset, limit=job.eval_max_images, label=label)
+    return evaluate(detector, dataset, limit=job.eval_limit, label=label)
 
 
 def _sweep(detector, stats, results, eval_set, values, job: CalibrationJob) -> list[dict]:

@@ -34,8 +34,8 @@ class DemoOptions:
 
     out: str | Path = "runs/demo"
     model: str = "detr-small"  # a built-in or dense detector to gate
-    calib_images: int = 64  # shapes-train images to calibrate on
-    val_images: int = 50  # shapes-val images to validate on
+    calib_limit: int = 64  # shapes-train images to calibrate on
+    limit: int = 50  # shapes-val images to validate on
     target_sparsity: float = DEFAULT_TARGET_SPARSITY
     gate_steps: int = 200  # Adam steps per gate: kept short, so that the demo takes about a minute
     tolerances: str | None = None  # parity tolerances (format: docs/VALIDATION.md)
@@ -52,7 +52,7 @@ def _calibrate(options: DemoOptions, checkpoint: Path) -> None:
         method="mgs", target_sparsity=options.target_sparsity, gate_steps=options.gate_steps
     )
     job = CalibrationJob(
-        model=options.model, data=CALIBRATION_DATA, out=checkpoint, max_images=options.calib_images,
+        model=options.model, data=CALIBRATION_DATA, out=checkpoint, limit=options.calib_limit,
         reservoir=RESERVOIR, method=method,
     )  # fmt: skip
     calibrate(job)
@@ -106,7 +106,7 @@ def _validate(checkpoint: Path, folder: Path, mode: str, engine, options: DemoOp
         folder / f"{mode}.onnx",
         resolve_dataset(VALIDATION_DATA, None),
         ["pytorch", "onnxruntime", "tensorrt"],
-        limit=options.val_images,
+        limit=options.limit,
         batch_size=1,
         engine=engine,
         plugin_lib=options.plugin_lib,

@@ -12,7 +12,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from gsmlp.args import BLOCK_SIZE, POSITIVE, THREADS, Range, add_force_argument, check_ranges, model_input
+from gsmlp.args import (
+    BLOCK_SIZE,
+    POSITIVE,
+    THREADS,
+    DeprecatedSpelling,
+    Range,
+    add_data_arguments,
+    add_force_argument,
+    check_ranges,
+    model_input,
+)
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_json_atomic
 from gsmlp.paths import OutputPlan, json_output
@@ -86,16 +96,11 @@ def _add_model_arguments(model: argparse.ArgumentParser) -> None:
         "--model", required=True, metavar="GATED_CKPT", help="a gated checkpoint (gsmlp calibrate)"
     )
     model.add_argument("--report", required=True, metavar="FILE.json", help="where to write the JSON")
-    model.add_argument(
-        "--data", default="shapes-val", metavar="D",
-        help="a generated split or a COCO instances JSON (with --images); default shapes-val",
-    )  # fmt: skip
-    model.add_argument("--images", metavar="DIR", help="the image folder of a JSON --data")
+    add_data_arguments(model, what="images to time", required=False, default="shapes-val", limit=20)
     model.add_argument(
         "--backends", default="pytorch,onnxruntime", metavar="LIST",
         help="comma list of pytorch, onnxruntime (default: both)",
     )  # fmt: skip
-    model.add_argument("--limit", type=int, default=20, metavar="N", help="images to run (default 20)")
     model.add_argument(
         "--warmup", type=int, default=2, metavar="N", help="first images not timed (default 2)"
     )
@@ -151,8 +156,10 @@ def _add_ffn_arguments(ffn: argparse.ArgumentParser) -> None:
         "--data", metavar="DIR", help="with --masks-from: a folder of images (searched recursively)"
     )
     ffn.add_argument(
-        "--images", type=int, default=2, metavar="N", help="with --masks-from: images to run (default 2)"
+        "--limit", type=int, default=2, metavar="N", help="with --masks-from: images to run (default 2)"
     )
+    # --images was this command's count in the previous release; elsewhere --images is a folder.
+    ffn.add_argument("--images", type=int, dest="limit", action=DeprecatedSpelling, help=argparse.SUPPRESS)
     ffn.add_argument(
         "--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
         help="pytorch: the torch op vs torch's dense FFN (default); onnxruntime: the op library vs ONNX "
@@ -180,7 +187,7 @@ def _check(args: argparse.Namespace) -> None:
     from gsmlp.validation.ffn_bench import SHAPES
 
     check_ranges(args, {"repeat": POSITIVE, "warmup": Range(0), "block_size": BLOCK_SIZE,
-                        "rank": Range(1, 4096), "images": POSITIVE, "threads": THREADS})  # fmt: skip
+                        "rank": Range(1, 4096), "limit": POSITIVE, "threads": THREADS})  # fmt: skip
     unknown = [s for s in args.shapes.split(",") if s not in SHAPES]
     if unknown:
         raise GsmlpError(f"--shapes: unknown {unknown[0]!r}; choose from {', '.join(SHAPES)}")
@@ -303,7 +310,7 @@ def _run_ffn(args: argparse.Namespace) -> int:
     if args.backend == "onnxruntime":
         cases = _run_onnxruntime(args, threads)
     elif args.masks_from:
-        layers = ffn_inputs.record_from_checkpoint(args.masks_from, args.data, args.images)
+        layers = ffn_inputs.record_from_checkpoint(args.masks_from, args.data, args.limit)
         bar = tqdm(layers, desc="bench ffn (recorded)", unit="layer")
         cases = [
             ffn_bench.measure(

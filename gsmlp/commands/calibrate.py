@@ -10,6 +10,7 @@ from gsmlp.args import (
     MAX_SEED,
     POSITIVE,
     Range,
+    add_data_arguments,
     add_force_argument,
     add_model_argument,
     check_ranges,
@@ -48,18 +49,11 @@ Examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--data", required=True, help="calibration images: shapes-train, shapes-val or a COCO JSON"
-    )
-    data.add_argument("--images", metavar="DIR", help="image folder of a COCO JSON --data")
-    data.add_argument(
-        "--max-images", type=int, default=JOB["max_images"], metavar="N",
-        help=f"calibration images (default {JOB['max_images']})",
+    add_data_arguments(parser, what="calibration images", limit=JOB["limit"], old_limits=("--max-images",))
+    add_data_arguments(
+        parser, prefix="eval-", what="measure AP dense and gated on", required=False,
+        old_limits=("--eval-max-images",),
     )  # fmt: skip
-    data.add_argument("--eval-data", metavar="E", help="measure AP dense and gated on this data set")
-    data.add_argument("--eval-images", metavar="DIR", help="image folder of a COCO JSON --eval-data")
-    data.add_argument("--eval-max-images", type=int, metavar="N", help="evaluate on at most N images")
     method = parser.add_argument_group("method")
     method.add_argument("--method", choices=METHODS, default=METHOD.method, help=f"default: {METHOD.method}")
     method.add_argument("--analyze-only", action="store_true", help="write statistics and analysis, no gates")
@@ -146,8 +140,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 RANGES = {
     "block_size": BLOCK_SIZE,
-    "max_images": POSITIVE,
-    "eval_max_images": POSITIVE,
+    "limit": POSITIVE,
+    "eval_limit": POSITIVE,
     "epsilon": Range(0.0, 1.0, high_open=True),
     "target_sparsity": FRACTION,
     "target_recall": FRACTION,
@@ -178,8 +172,8 @@ def job_from_args(args: argparse.Namespace) -> CalibrationJob:
         seed=args.seed,
     )
     return CalibrationJob(
-        model=args.model, data=args.data, out=args.out, images=args.images, max_images=args.max_images,
-        eval_data=args.eval_data, eval_images=args.eval_images, eval_max_images=args.eval_max_images,
+        model=args.model, data=args.data, out=args.out, images=args.images, limit=args.limit,
+        eval_data=args.eval_data, eval_images=args.eval_images, eval_limit=args.eval_limit,
         analyze_only=args.analyze_only, reservoir=args.reservoir, sweep=args.sweep, force=args.force,
         method=method,
     )  # fmt: skip

@@ -7,6 +7,7 @@ import sys
 
 from gsmlp.args import (
     POSITIVE,
+    DeprecatedSpelling,
     Range,
     add_force_argument,
     add_ort_op_argument,
@@ -22,10 +23,10 @@ HELP = "the main job: calibrate, export, build, validate on the built-in model"
 DESCRIPTION = """\
 Everything gsmlp does, on one small model, in one command (under a minute on a quiet 2-core CPU):
 
-  1. calibrate MGS gates on shapes-train (--calib-images images)      -> DIR/checkpoint/
+  1. calibrate MGS gates on shapes-train (--calib-limit images)       -> DIR/checkpoint/
   2. export the dense and the gated detector to ONNX                    -> DIR/dense.onnx, DIR/gated.onnx
   3. build dense and gated TensorRT engines, if TensorRT and a GPU are present (else the reason is recorded)
-  4. validate every backend (pytorch, onnxruntime, tensorrt) on shapes-val (--val-images), dense and gated
+  4. validate every backend (pytorch, onnxruntime, tensorrt) on shapes-val (--limit images), dense and gated
   5. print one table, backend x {dense, gated}: AP, FFN sparsity, FFN MAC ratio, latency, parity
 
 DIR/report.json follows the `gsmlp validate` format (backends, parity, pass for the gated model) and adds
@@ -36,7 +37,7 @@ The exit status is 1 when a backend fails parity or crashes.
 
 examples:
   gsmlp demo --out runs/demo
-  gsmlp demo --model deformable-detr-small --out runs/demo-deformable --val-images 20
+  gsmlp demo --model deformable-detr-small --out runs/demo-deformable --limit 20
   ./scripts/demo.sh --out runs/demo          (creates .venv first, then runs this)
 """
 
@@ -49,19 +50,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", default=str(DEFAULTS.out), metavar="DIR", help="output folder (default: %(default)s)"
     )
     parser.add_argument(
-        "--calib-images",
+        "--calib-limit",
         type=int,
-        default=DEFAULTS.calib_images,
+        default=DEFAULTS.calib_limit,
         metavar="N",
         help="shapes-train images to calibrate on (default: %(default)s)",
     )
     parser.add_argument(
-        "--val-images",
+        "--limit",
         type=int,
-        default=DEFAULTS.val_images,
+        default=DEFAULTS.limit,
         metavar="N",
         help="shapes-val images to validate on (default: %(default)s)",
     )
+    # The spellings of the previous release, one idea named like every other command's --limit.
+    for old, dest in (("--calib-images", "calib_limit"), ("--val-images", "limit")):
+        parser.add_argument(old, type=int, dest=dest, action=DeprecatedSpelling, help=argparse.SUPPRESS)
     parser.add_argument(
         "--target-sparsity",
         type=float,
@@ -91,7 +95,7 @@ def check_args(args: argparse.Namespace) -> None:
     from gsmlp.paths import OutputPlan, require_file
     from gsmlp.validation.demo import CALIBRATION_DATA, DEMO_OUTPUT, VALIDATION_DATA
 
-    check_ranges(args, {"calib_images": POSITIVE, "val_images": POSITIVE, "gate_steps": POSITIVE,
+    check_ranges(args, {"calib_limit": POSITIVE, "limit": POSITIVE, "gate_steps": POSITIVE,
                         "target_sparsity": Range(0.0, 1.0, low_open=True, high_open=True)})  # fmt: skip
     for option, path in (("--tolerances", args.tolerances), ("--plugin-lib", args.plugin_lib)):
         if path is not None:
@@ -113,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ort_op == "auto" and op_library() is None:
         print(library_status())
     options = DemoOptions(
-        out=args.out, model=args.model, calib_images=args.calib_images, val_images=args.val_images,
+        out=args.out, model=args.model, calib_limit=args.calib_limit, limit=args.limit,
         target_sparsity=args.target_sparsity, gate_steps=args.gate_steps, tolerances=args.tolerances,
         plugin_lib=args.plugin_lib, ort_op=args.ort_op, force=args.force,
     )  # fmt: skip
