@@ -34,11 +34,7 @@ from gsmlp.model.weights import load_strict, read_pickle_checkpoint, read_state_
 
 __all__ = ["LoadedDetector", "build_detector", "load_detector", "ACCEPTED_FORMS"]
 
-ACCEPTED_FORMS = (
-    "a Hugging Face DETR / Deformable DETR folder (config.json + model.safetensors or pytorch_model.bin), "
-    "a facebookresearch/detr checkpoint (.pth), a gsmlp gated checkpoint folder (with gsmlp.json), "
-    f"or a built-in name ({', '.join(zoo.BUILTIN_NAMES)})"
-)
+ACCEPTED_FORMS = zoo.ACCEPTED_FORMS
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
 OFFICIAL_SUFFIXES = (".pth", ".pt")
 

@@ -15,7 +15,7 @@ def table_rows(reports: Mapping[str, dict]) -> list[dict]:
     """reports: mode (dense, gated) -> a `gsmlp validate` report. One row per (backend, mode).
 
     Sparsity and MAC ratio are PyTorch's measurements; the exported graphs compute the same gates, so the
-    other backends' rows show them too, marked `measured_by`, and are None where PyTorch did not run.
+    other backends' rows repeat them (None where the row's backend or PyTorch did not run).
     """
     rows = []
     for mode, report in reports.items():
