@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gsmlp.errors import GsmlpError
 from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
@@ -19,6 +19,8 @@ from gsmlp.model.zoo import ACCEPTED_FORMS
 
 if TYPE_CHECKING:
     from gsmlp.model.loaders import LoadedDetector
+
+T = TypeVar("T")
 
 MODEL_HELP = f"the detector: {ACCEPTED_FORMS}"
 FORCE_HELP = (
@@ -102,6 +104,12 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedDetector:
     from gsmlp.model.loaders import load_detector
 
     return load_detector(args.model, block_size=getattr(args, "block_size", DEFAULT_BLOCK_SIZE))
+
+
+def from_args(options: type[T], args: argparse.Namespace, **given: Any) -> T:
+    """An option dataclass filled from the parsed options of the same names; `given` sets the others."""
+    names = {field.name for field in dataclasses.fields(options)} - set(given)
+    return options(**{name: getattr(args, name) for name in names if hasattr(args, name)}, **given)
 
 
 def field_defaults(options: type) -> dict[str, Any]:

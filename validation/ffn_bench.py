@@ -123,6 +123,17 @@ def measure(
     )  # fmt: skip
 
 
+def synthetic_problem(
+    shape: str, block_size: int, rank: int, sparsities: list[float]
+) -> tuple[GatedSparseMLP, torch.Tensor, dict[float, float]]:
+    """One SHAPES case: a random gated layer, its input and the threshold for each target sparsity. Both
+    backends of `gsmlp bench ffn` time exactly these problems."""
+    tokens, d_model, hidden = SHAPES[shape]
+    layer = random_gated_layer(d_model, hidden, block_size, rank)
+    x = torch.randn(tokens, d_model, generator=torch.Generator().manual_seed(1))
+    return layer, x, {s: threshold_for_sparsity(layer, x, s) for s in sparsities}
+
+
 def synthetic_cases(
     *, device: torch.device, dtype: torch.dtype, threads: int, repeat: int, warmup: int, block_size: int,
     rank: int, shapes: list[str], sparsities: list[float], progress=None,
@@ -130,10 +141,7 @@ def synthetic_cases(
     """The shapes x sparsities grid with a random gate, masks drawn per token."""
     cases = []
     for shape in shapes:
-        tokens, d_model, hidden = SHAPES[shape]
-        layer = random_gated_layer(d_model, hidden, block_size, rank)
-        x = torch.randn(tokens, d_model, generator=torch.Generator().manual_seed(1))
-        thresholds = {s: threshold_for_sparsity(layer, x, s) for s in sparsities}
+        layer, x, thresholds = synthetic_problem(shape, block_size, rank, sparsities)
         layer, x = layer.to(device=device, dtype=dtype), x.to(device=device, dtype=dtype)
         for sparsity in sparsities:
             case = measure(

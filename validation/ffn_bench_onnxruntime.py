@@ -18,7 +18,7 @@ from gsmlp.exporter.op_function import gated_sparse_mlp_function
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.op_identity import BLOCK_MASK_ATTRIBUTE, DOMAIN, DOMAIN_VERSION, INPUTS, OP_TYPE
 from gsmlp.runtime.ort_session import op_library, open_session, why_no_library
-from gsmlp.validation.ffn_bench import SHAPES, Case, random_gated_layer, threshold_for_sparsity, time_pair
+from gsmlp.validation.ffn_bench import Case, synthetic_problem, time_pair
 
 ONNX_TYPES = {"fp32": (np.float32, TensorProto.FLOAT), "fp16": (np.float16, TensorProto.FLOAT16)}
 
@@ -118,10 +118,7 @@ def synthetic_cases(
     """The shapes x sparsities grid of `gsmlp bench ffn`, in ONNX Runtime."""
     cases = []
     for shape in shapes:
-        tokens, d_model, hidden = SHAPES[shape]
-        layer = random_gated_layer(d_model, hidden, block_size, rank)
-        x = torch.randn(tokens, d_model, generator=torch.Generator().manual_seed(1))
-        thresholds = {s: threshold_for_sparsity(layer, x, s) for s in sparsities}
+        layer, x, thresholds = synthetic_problem(shape, block_size, rank, sparsities)
         x_np = x.numpy().astype(ONNX_TYPES[dtype][0])
         for sparsity in sparsities:
             case = measure(

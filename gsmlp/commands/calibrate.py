@@ -16,6 +16,7 @@ from gsmlp.args import (
     check_ranges,
     data_inputs,
     field_defaults,
+    from_args,
     model_input,
 )
 from gsmlp.calibration.choices import DEFAULT_SWEEP, GATE_LAYERS, LABELS, METHODS, ORDERINGS
@@ -157,26 +158,8 @@ def job_from_args(args: argparse.Namespace) -> CalibrationJob:
     target_sparsity = args.target_sparsity
     if target_sparsity is None and args.target_recall is None:
         target_sparsity = DEFAULT_TARGET_SPARSITY
-    method = CalibrationOptions(
-        method=args.method,
-        epsilon=args.epsilon,
-        block_size=args.block_size,
-        rank=args.rank,
-        ordering=args.ordering,
-        labels=args.labels,
-        target_sparsity=target_sparsity,
-        target_recall=args.target_recall,
-        gate_steps=args.gate_steps,
-        gate_layers=args.gate_layers,
-        threshold_passes=args.threshold_passes,
-        seed=args.seed,
-    )
-    return CalibrationJob(
-        model=args.model, data=args.data, out=args.out, images=args.images, limit=args.limit,
-        eval_data=args.eval_data, eval_images=args.eval_images, eval_limit=args.eval_limit,
-        analyze_only=args.analyze_only, reservoir=args.reservoir, sweep=args.sweep, force=args.force,
-        method=method,
-    )  # fmt: skip
+    method = from_args(CalibrationOptions, args, target_sparsity=target_sparsity)
+    return from_args(CalibrationJob, args, method=method)
 
 
 def check_args(args: argparse.Namespace) -> CalibrationJob:

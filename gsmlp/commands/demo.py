@@ -13,6 +13,7 @@ from gsmlp.args import (
     add_ort_op_argument,
     check_ranges,
     data_inputs,
+    from_args,
     model_input,
 )
 from gsmlp.validation.demo import DemoOptions
@@ -116,11 +117,7 @@ def run(args: argparse.Namespace) -> int:
     check_args(args)
     if args.ort_op == "auto" and op_library() is None:
         print(library_status())
-    options = DemoOptions(
-        out=args.out, model=args.model, calib_limit=args.calib_limit, limit=args.limit,
-        target_sparsity=args.target_sparsity, gate_steps=args.gate_steps, tolerances=args.tolerances,
-        plugin_lib=args.plugin_lib, ort_op=args.ort_op, force=args.force,
-    )  # fmt: skip
+    options = from_args(DemoOptions, args)
     report = run_demo(options)
     print(format_table(report["table"]))
     print(f"report: {args.out}/report.json  ({'pass' if report['pass'] else 'FAIL'})")

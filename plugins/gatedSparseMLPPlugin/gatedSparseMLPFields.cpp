@@ -75,46 +75,43 @@ std::string checkText(PluginField const& field, char const* expected)
     return "";
 }
 
+// One scalar field of `type` copied into `value`, or the message of checkScalar.
+template <typename T>
+std::string readScalar(PluginField const& field, PluginFieldType type, T& value)
+{
+    std::string const error = checkScalar(field, type);
+    if (error.empty())
+    {
+        std::memcpy(&value, field.data, sizeof(T));
+    }
+    return error;
+}
+
 std::string readBlockSize(PluginField const& field, GatedSparseMLPParams& parsed)
 {
-    std::string const error = checkScalar(field, PluginFieldType::kINT32);
-    if (!error.empty())
-    {
-        return error;
-    }
-    std::memcpy(&parsed.blockSize, field.data, sizeof(int32_t));
-    if (parsed.blockSize < 1)
+    std::string const error = readScalar(field, PluginFieldType::kINT32, parsed.blockSize);
+    if (error.empty() && parsed.blockSize < 1)
     {
         return "field block_size must be >= 1, got " + std::to_string(parsed.blockSize);
     }
-    return "";
+    return error;
 }
 
 std::string readThreshold(PluginField const& field, GatedSparseMLPParams& parsed)
 {
-    std::string const error = checkScalar(field, PluginFieldType::kFLOAT32);
-    if (!error.empty())
-    {
-        return error;
-    }
-    std::memcpy(&parsed.threshold, field.data, sizeof(float));
+    std::string const error = readScalar(field, PluginFieldType::kFLOAT32, parsed.threshold);
     // A NaN threshold would silently make every block active; +-Inf are legitimate extremes.
-    return std::isnan(parsed.threshold) ? "field threshold is NaN" : "";
+    return error.empty() && std::isnan(parsed.threshold) ? "field threshold is NaN" : error;
 }
 
 std::string readBlockMaskOutput(PluginField const& field, GatedSparseMLPParams& parsed)
 {
-    std::string const error = checkScalar(field, PluginFieldType::kINT32);
-    if (!error.empty())
-    {
-        return error;
-    }
-    std::memcpy(&parsed.blockMaskOutput, field.data, sizeof(int32_t));
-    if (parsed.blockMaskOutput != 0 && parsed.blockMaskOutput != 1)
+    std::string const error = readScalar(field, PluginFieldType::kINT32, parsed.blockMaskOutput);
+    if (error.empty() && parsed.blockMaskOutput != 0 && parsed.blockMaskOutput != 1)
     {
         return "field block_mask_output must be 0 or 1, got " + std::to_string(parsed.blockMaskOutput);
     }
-    return "";
+    return error;
 }
 
 std::string readPluginVersion(PluginField const& field, GatedSparseMLPParams& /*parsed*/)
