@@ -5,26 +5,36 @@ holds the command line and the shared helpers but not the stage folders that the
 package (model/ -> gsmlp.model, ...) nor the compiled libraries, so a plain install would be shadowed by a
 package without them. An editable install resolves `gsmlp` through its own import hook and is unaffected.
 The root moves to the end of sys.path: `tests` still imports from it, `gsmlp` comes from the install.
+pyproject.toml sets --import-mode=append, so that pytest does not put the root first again.
 """
 
 from __future__ import annotations
 
 import importlib.machinery
+import os
 import sys
 from pathlib import Path
 
-ROOT = str(Path(__file__).resolve().parent)
+ROOT = Path(__file__).resolve().parent
+SOURCE_PACKAGE = ROOT / "gsmlp"
+
+
+def _is_root(entry: str) -> bool:
+    """A sys.path entry that names the checkout's root ("" is the working directory)."""
+    return Path(entry or ".").resolve() == ROOT
 
 
 def _installed_elsewhere() -> bool:
-    """A gsmlp outside this checkout's gsmlp/ folder (a plain install), seen without the root on sys.path."""
-    others = [entry for entry in sys.path if entry not in ("", ROOT)]
+    """A gsmlp other than this checkout's source folder (a plain install), looked up past the root."""
+    others = [entry for entry in sys.path if not _is_root(entry)]
     spec = importlib.machinery.PathFinder.find_spec("gsmlp", others)
-    origin = Path(spec.origin).resolve() if spec is not None and spec.origin else None
-    return origin is not None and Path(ROOT) not in origin.parents
+    if spec is None or spec.origin is None:
+        return False  # an editable install: its import hook, not sys.path, finds gsmlp
+    return Path(spec.origin).resolve().parent != SOURCE_PACKAGE
 
 
 if _installed_elsewhere():
-    while ROOT in sys.path:
-        sys.path.remove(ROOT)
-    sys.path.append(ROOT)
+    sys.path[:] = [entry for entry in sys.path if not _is_root(entry)] + [str(ROOT)]
+    # The tests' own `python -m gsmlp` and `python -c` children would put their working directory (often the
+    # root) first again; Python 3.11's safe-path mode keeps it off their sys.path.
+    os.environ["PYTHONSAFEPATH"] = "1"

@@ -423,8 +423,10 @@ def test_not_built_falls_back_and_warns_once(monkeypatch: pytest.MonkeyPatch) ->
 
 
 PORTABLE_SCRIPT = """
+import sys
 import torch
 from gsmlp import kernels
+sys.path.append(".")  # after gsmlp: the checkout's tests, without its source folder shadowing a plain install
 from tests.test_kernels_cpu import check_case
 assert kernels.cpu_isa() == "portable", kernels.cpu_isa()
 check_case(37, 64, 300, 32, 0.5, torch.float32)
