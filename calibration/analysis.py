@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from gsmlp.calibration.statistics import LayerStatistics
-from gsmlp.io import atomic_path, write_json_atomic
+from gsmlp.io import write_json_atomic
+from gsmlp.plots import png_figure
 
 HISTOGRAM_BINS = 20  # activation frequency in [0, 1], bins of 0.05
 RARE_LEVELS = (0.0, 0.001, 0.01, 0.05)  # "neurons firing on at most this fraction of tokens"
@@ -53,27 +54,26 @@ def write_analysis(report: dict, layers: Mapping[str, LayerStatistics], folder: 
 
 
 def plot_analysis(report: dict, layers: Mapping[str, LayerStatistics], path: Path) -> None:
-    import matplotlib
+    with png_figure(path, columns=2, size=(12, 4.5), dpi=110) as (bars, histogram):
+        _draw_zero_fractions(bars, report)
+        _draw_frequencies(histogram, report, layers)
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
 
+def _draw_zero_fractions(bars, report: dict) -> None:
     names = list(report["per_layer"])
-    figure, (bars, histogram) = plt.subplots(1, 2, figsize=(12, 4.5))
     zeros = [report["per_layer"][n]["zero_fraction"] for n in names]
     bars.bar(names, zeros, color=["tab:blue" if n.startswith("encoder") else "tab:orange" for n in names])
     bars.set_ylim(0, 1)
     bars.set_ylabel("fraction of zero ReLU outputs")
     bars.set_title("inherent FFN sparsity per layer")
     bars.tick_params(axis="x", rotation=60)
-    for name in names:
+
+
+def _draw_frequencies(histogram, report: dict, layers: Mapping[str, LayerStatistics]) -> None:
+    for name in report["per_layer"]:
         histogram.hist(layers[name].frequency.numpy(), bins=50, range=(0, 1), histtype="step", label=name)
     histogram.set_yscale("log")
     histogram.set_xlabel("activation frequency (fraction of tokens where the neuron fires)")
     histogram.set_ylabel("neurons")
     histogram.set_title(f"per-neuron activation frequency ({report['images']} images)")
     histogram.legend(fontsize=7, ncol=2)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
-    plt.close(figure)

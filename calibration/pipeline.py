@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from gsmlp.calibration.choices import GATE_LAYERS, METHODS
 from gsmlp.calibration.gates import GateTraining, block_targets, gate_logits, layer_block_sizes, train_gate
+from gsmlp.calibration.options import CalibrationOptions
 from gsmlp.calibration.permutation import block_sizes, neuron_order, oracle_block_sparsity, permute_layer
 from gsmlp.calibration.sibs import prune_layer
 from gsmlp.calibration.statistics import LayerStatistics, StatisticsCollector
@@ -27,49 +27,6 @@ from gsmlp.calibration.thresholds import (
 from gsmlp.errors import GsmlpError
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.wrap import gated_layers
-
-
-@dataclass
-class CalibrationOptions:
-    method: str = "sibs+mgs"
-    epsilon: float = 0.0
-    block_size: int = 32
-    rank: int = 16
-    ordering: str = "coactivation"
-    labels: str = "magnitude"
-    target_sparsity: float | None = 0.9
-    target_recall: float | None = None
-    gate_steps: int = 600
-    gate_layers: str = "all"
-    threshold_passes: int = 1
-    holdout_every: int = 5
-    seed: int = 0
-
-    def validate(self) -> None:
-        if self.method not in METHODS:
-            raise GsmlpError(f"--method {self.method!r} is not one of {', '.join(METHODS)}")
-        if self.gate_layers not in GATE_LAYERS:
-            raise GsmlpError(f"--gate-layers {self.gate_layers!r} is not one of {', '.join(GATE_LAYERS)}")
-        if not 0.0 <= self.epsilon < 1.0:
-            raise GsmlpError(f"--epsilon {self.epsilon} must be in [0, 1)")
-        if self.block_size < 1 or self.rank < 1:
-            raise GsmlpError(f"--block-size {self.block_size} and --rank {self.rank} must be >= 1")
-        if self.uses_gates and (self.target_sparsity is None) == (self.target_recall is None):
-            raise GsmlpError("MGS needs exactly one of --target-sparsity and --target-recall")
-        for flag, value in (
-            ("--target-sparsity", self.target_sparsity),
-            ("--target-recall", self.target_recall),
-        ):
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise GsmlpError(f"{flag} {value} must be in [0, 1]")
-
-    @property
-    def uses_sibs(self) -> bool:
-        return self.method in ("sibs", "sibs+mgs")
-
-    @property
-    def uses_gates(self) -> bool:
-        return self.method in ("mgs", "sibs+mgs")
 
 
 @dataclass

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gsmlp.calibration.pipeline import LayerResult
-from gsmlp.io import atomic_path, write_json_atomic, write_text_atomic
+from gsmlp.io import write_json_atomic, write_text_atomic
+from gsmlp.plots import png_figure
 
 
 def heldout_estimate(results: Mapping[str, LayerResult], statistics_tokens: Mapping[str, int]) -> dict:
@@ -79,12 +80,12 @@ def write_report(report: dict, folder: Path) -> None:
 
 
 def plot_report(report: dict, path: Path) -> None:
-    import matplotlib
+    with png_figure(path, columns=2, size=(12, 4.5), dpi=110) as (bars, curve):
+        _draw_sparsity_bars(bars, report)
+        _draw_sweep(curve, report)
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
 
-    figure, (bars, curve) = plt.subplots(1, 2, figsize=(12, 4.5))
+def _draw_sparsity_bars(bars, report: dict) -> None:
     names = list(report["layers"])
     measured = [report["ffn_sparsity"]["per_layer"].get(n, {}).get("ffn_sparsity", 0.0) for n in names]
     inherent = [report["layers"][n]["zero_fraction"] for n in names]
@@ -96,6 +97,9 @@ def plot_report(report: dict, path: Path) -> None:
     bars.set_ylabel("fraction of dense FFN neurons")
     bars.set_title("per-layer FFN sparsity")
     bars.legend(fontsize=8)
+
+
+def _draw_sweep(curve, report: dict) -> None:
     sweep = [p for p in report.get("sweep", []) if p["AP"] is not None]
     if sweep:
         curve.plot([p["encoder"] for p in sweep], [p["AP"] for p in sweep], "o-", label="calibrated")
@@ -108,7 +112,3 @@ def plot_report(report: dict, path: Path) -> None:
     else:
         curve.text(0.5, 0.5, "no --eval-data: AP not measured", ha="center", va="center")
     curve.set_title(f"AP vs sparsity (sweep of {report.get('sweep_variable', '-')})")
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
-    plt.close(figure)

@@ -41,7 +41,6 @@ def select_neurons(layer: GatedSparseMLP, index: torch.Tensor) -> None:
     fc2.train(layer.fc2.training)
     layer.fc1, layer.fc2 = fc1, fc2
     layer.gate = None
-    layer.keep_mask = None
 
 
 def prune_layer(layer: GatedSparseMLP, frequency: torch.Tensor, epsilon: float) -> torch.Tensor:

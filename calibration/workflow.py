@@ -1,28 +1,24 @@
-"""The `gsmlp calibrate` workflow: load, collect statistics, calibrate, evaluate, sweep, write."""
+"""The calibration workflow (`gsmlp calibrate`, and the demo's first step): load, collect statistics,
+calibrate, evaluate, sweep, write. It takes a CalibrationJob; the command line only fills one in."""
 
 from __future__ import annotations
 
-import argparse
 import functools
 import time
 from pathlib import Path
 
-from gsmlp.args import load_model_from_args
 from gsmlp.calibration.analysis import analyze, write_analysis
 from gsmlp.calibration.choices import DEFAULT_SWEEP
 from gsmlp.calibration.images import image_batches, model_inputs
-from gsmlp.calibration.pipeline import (
-    CalibrationOptions,
-    calibrate_model,
-    refit_thresholds,
-    set_thresholds,
-)
+from gsmlp.calibration.options import CalibrationJob, CalibrationOptions
+from gsmlp.calibration.pipeline import calibrate_model, refit_thresholds, set_thresholds
 from gsmlp.calibration.report import heldout_estimate, write_report
 from gsmlp.calibration.statistics import NoCalibrationImages, StatisticsCollector, save_statistics
 from gsmlp.errors import GsmlpError
 from gsmlp.io import atomic_directory
 from gsmlp.model.checkpoint import GSMLP_META, save_gated
 from gsmlp.model.detector import LoadedDetector
+from gsmlp.model.loaders import load_detector
 from gsmlp.model.wrap import gated_layers, set_mode
 from gsmlp.paths import folder_output
 
@@ -37,32 +33,10 @@ CALIBRATE_OUTPUT = folder_output(
 )
 
 
-def options_from_args(args: argparse.Namespace) -> CalibrationOptions:
-    target_sparsity = args.target_sparsity
-    if target_sparsity is None and args.target_recall is None:
-        target_sparsity = 0.9
-    options = CalibrationOptions(
-        method=args.method,
-        epsilon=args.epsilon,
-        block_size=args.block_size,
-        rank=args.rank,
-        ordering=args.ordering,
-        labels=args.labels,
-        target_sparsity=target_sparsity,
-        target_recall=args.target_recall,
-        gate_steps=args.gate_steps,
-        gate_layers=args.gate_layers,
-        threshold_passes=args.threshold_passes,
-        seed=args.seed,
-    )
-    options.validate()
-    return options
-
-
-def sweep_values(args: argparse.Namespace) -> list[float]:
+def sweep_values(job: CalibrationJob) -> list[float]:
     """--sweep as numbers, each a valid target sparsity (MGS) or epsilon (SIBS)."""
-    sibs = args.method == "sibs"
-    text = args.sweep if args.sweep is not None else DEFAULT_SWEEP["sibs" if sibs else "mgs"]
+    sibs = job.method.method == "sibs"
+    text = job.sweep if job.sweep is not None else DEFAULT_SWEEP["sibs" if sibs else "mgs"]
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -74,67 +48,74 @@ def sweep_values(args: argparse.Namespace) -> list[float]:
     return values
 
 
-def calibrate_from_args(args: argparse.Namespace) -> int:
-    options = None if args.analyze_only else options_from_args(args)
-    values = sweep_values(args)
-    detector = load_model_from_args(args)
+def check_job(job: CalibrationJob) -> None:
+    """The options' own consistency, before a model is loaded: method settings and sweep values."""
+    if not job.analyze_only:
+        job.method.validate()
+    sweep_values(job)
+
+
+def _load(job: CalibrationJob) -> LoadedDetector:
+    return load_detector(job.model, block_size=job.method.block_size)
+
+
+def calibrate(job: CalibrationJob) -> str:
+    """Run the job; returns what was written ("analysis" or "checkpoint") into job.out."""
+    check_job(job)
+    options = None if job.analyze_only else job.method
+    values = sweep_values(job)
+    detector = _load(job)
     if detector.gated is not None:
-        raise GsmlpError(f"--model {args.model} is already a gated checkpoint; calibrate the dense model")
+        raise GsmlpError(f"--model {job.model} is already a gated checkpoint; calibrate the dense model")
     # The data stage is imported on use, so that `gsmlp --help` never depends on it.
     from gsmlp.data.coco import resolve_dataset
 
-    calibration_set = resolve_dataset(args.data, args.images)
-    eval_set = resolve_dataset(args.eval_data, args.eval_images) if args.eval_data else None
+    calibration_set = resolve_dataset(job.data, job.images)
+    eval_set = resolve_dataset(job.eval_data, job.eval_images) if job.eval_data else None
     timings: dict[str, float] = {}
-    with atomic_directory(args.out, CALIBRATE_OUTPUT, force=getattr(args, "force", False)) as folder:
-        collector, stats = _collect(detector, calibration_set, args, timings)
+    with atomic_directory(job.out, CALIBRATE_OUTPUT, force=job.force) as folder:
+        collector, stats = _collect(detector, calibration_set, job, timings)
         save_statistics(stats, folder, collector.images)
-        source = {"model": args.model, "data": args.data, "images": collector.images}
+        source = {"model": job.model, "data": job.data, "images": collector.images}
         write_analysis(analyze(stats, collector.images, source), stats, folder)
         if options is None:
-            print(f"wrote the activation analysis to {args.out}")
-            return 0
-        dense_eval = _timed(timings, "eval_dense_s", lambda: _evaluate(detector, eval_set, args, "dense"))
+            return "analysis"
+        dense_eval = _timed(timings, "eval_dense_s", lambda: _evaluate(detector, eval_set, job, "dense"))
         start = time.perf_counter()
         results = calibrate_model(detector.model, stats, options)
         timings["calibrate_s"] = time.perf_counter() - start
         if options.uses_gates:
             start = time.perf_counter()
-            batches = functools.partial(_calibration_batches, detector, calibration_set, args)
-            total = calibration_set.count(args.max_images)
-            refit_thresholds(detector.model, batches, total, results, options, args.reservoir)
+            batches = functools.partial(_calibration_batches, detector, calibration_set, job)
+            total = calibration_set.count(job.limit)
+            refit_thresholds(detector.model, batches, total, results, options, job.reservoir)
             timings["threshold_refit_s"] = time.perf_counter() - start
-        gated_eval = _timed(timings, "eval_gated_s", lambda: _evaluate(detector, eval_set, args, "gated"))
-        sweep = _sweep(detector, stats, results, options, eval_set, values, args) if eval_set else []
-        report = _report(
-            args, options, detector, collector, stats, results, dense_eval, gated_eval, sweep, timings
-        )
+        gated_eval = _timed(timings, "eval_gated_s", lambda: _evaluate(detector, eval_set, job, "gated"))
+        sweep = _sweep(detector, stats, results, eval_set, values, job) if eval_set else []
+        report = _report(job, detector, collector, stats, results, dense_eval, gated_eval, sweep, timings)
         write_report(report, folder)
         _save_checkpoint(folder, detector, report)
-    print(f"wrote the gated checkpoint and calibration report to {args.out}")
-    return 0
+    return "checkpoint"
 
 
-def _collect(detector: LoadedDetector, dataset, args, timings):
+def _collect(detector: LoadedDetector, dataset, job: CalibrationJob, timings):
     set_mode(detector.model, "dense")
-    collector = StatisticsCollector(detector.model, reservoir_size=args.reservoir, seed=args.seed)
-    # One image per batch: padded positions would add tokens that no real image has to the statistics.
-    batches = (
-        model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, args.max_images)
-    )
+    collector = StatisticsCollector(detector.model, reservoir_size=job.reservoir, seed=job.method.seed)
     start = time.perf_counter()
     try:
-        stats = collector.run(batches, total=dataset.count(args.max_images))
+        stats = collector.run(
+            _calibration_batches(detector, dataset, job), total=dataset.count(job.limit)
+        )
     except NoCalibrationImages:
-        raise dataset.usable_images_error(args.max_images) from None
+        raise dataset.usable_images_error(job.limit) from None
     timings["statistics_s"] = time.perf_counter() - start
     return collector, stats
 
 
-def _calibration_batches(detector: LoadedDetector, dataset, args):
+def _calibration_batches(detector: LoadedDetector, dataset, job: CalibrationJob):
     # One image per batch: padded positions would add tokens that no real image has to the statistics.
     return (
-        model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, args.max_images)
+        model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, job.limit)
     )
 
 
@@ -145,27 +126,27 @@ def _timed(timings: dict, key: str, work):
     return result
 
 
-def _evaluate(detector: LoadedDetector, dataset, args, label: str) -> dict | None:
+def _evaluate(detector: LoadedDetector, dataset, job: CalibrationJob, label: str) -> dict | None:
     if dataset is None:
         return None
     from gsmlp.calibration.evaluation import evaluate
 
-    return evaluate(detector, dataset, limit=args.eval_max_images, label=label)
+    return evaluate(detector, dataset, limit=job.eval_limit, label=label)
 
 
-def _sweep(detector, stats, results, options, eval_set, values, args) -> list[dict]:
+def _sweep(detector, stats, results, eval_set, values, job: CalibrationJob) -> list[dict]:
     """AP and measured sparsity at each sweep value; the model's own thresholds are restored after."""
     points = []
     for value in values:
-        if options.method == "sibs":
+        if job.method.method == "sibs":
             # A fresh load, not a deepcopy: the padding fix's hooks share state with the model they were
             # installed on, so a deep-copied detector computes with the original's pixel mask.
-            probe = load_model_from_args(args)
+            probe = _load(job)
             calibrate_model(probe.model, stats, CalibrationOptions(method="sibs", epsilon=value))
         else:
             set_thresholds(detector.model, results, value)
             probe = detector
-        measured = _evaluate(probe, eval_set, args, f"sweep {value}")
+        measured = _evaluate(probe, eval_set, job, f"sweep {value}")
         points.append(
             {
                 "value": value,
@@ -184,21 +165,22 @@ def _sweep(detector, stats, results, options, eval_set, values, args) -> list[di
 
 
 def _report(
-    args, options, detector, collector, stats, results, dense_eval, gated_eval, sweep, timings
+    job: CalibrationJob, detector, collector, stats, results, dense_eval, gated_eval, sweep, timings
 ) -> dict:
+    options = job.method
     if gated_eval is not None:
         sparsity, macs = gated_eval["sparsity"], gated_eval["macs"]
-        measured_on = f"{args.eval_data}, {gated_eval['images']} images"
+        measured_on = f"{job.eval_data}, {gated_eval['images']} images"
     else:
         estimate = heldout_estimate(results, {name: s.tokens for name, s in stats.items()})
         sparsity, macs = estimate, estimate
         measured_on = "held-out calibration tokens (no --eval-data)"
     return {
-        "model": args.model,
+        "model": job.model,
         "family": detector.family,
         "method": options.method,
         "options": {k: v for k, v in vars(options).items()},
-        "calibration_data": {"data": args.data, "images": collector.images},
+        "calibration_data": {"data": job.data, "images": collector.images},
         "measured_on": measured_on,
         "ffn_sparsity": {
             "encoder": sparsity["encoder"],

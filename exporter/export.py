@@ -19,11 +19,13 @@ from gsmlp.exporter.export_modules import GatedMLPForExport, PlainMLPForExport
 from gsmlp.exporter.fold import fold_gated, fold_plain
 from gsmlp.exporter.fp16 import convert_to_fp16
 from gsmlp.exporter.graph import finish_model
-from gsmlp.exporter.op_identity import DOMAIN, DOMAIN_VERSION
+from gsmlp.exporter.node_names import TRACE_ROOT
 from gsmlp.exporter.retype import demote_float64
 from gsmlp.io import OutputKind, write_bytes_atomic
+from gsmlp.model.detector import family_of
 from gsmlp.model.gated_mlp import GatedSparseMLP
-from gsmlp.model.wrap import gated_layers
+from gsmlp.model.wrap import gated_layers, gated_slots
+from gsmlp.op_identity import DOMAIN, DOMAIN_VERSION
 
 OPSET = 17
 INPUT_NAMES = ["pixel_values", "pixel_mask"]
@@ -65,15 +67,6 @@ class ExportSummary:
     dynamic: bool
 
 
-def family_of(model: nn.Module) -> str:
-    """ "detr" or "deformable-detr", from the transformers config."""
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    families = {"detr": "detr", "deformable_detr": "deformable-detr"}
-    if model_type not in families:
-        raise GsmlpError(f"cannot export model_type {model_type!r}: gsmlp exports detr and deformable_detr")
-    return families[model_type]
-
-
 def _check_exportable(model: nn.Module, family: str, options: ExportOptions) -> None:
     layers = list(gated_layers(model))
     if not layers:
@@ -103,7 +96,7 @@ def _check_exportable(model: nn.Module, family: str, options: ExportOptions) -> 
 def _stand_in(layer: GatedSparseMLP, dense: bool) -> nn.Module:
     if not dense and layer.mode == "gated":
         return GatedMLPForExport(fold_gated(layer))
-    return PlainMLPForExport(fold_plain(layer, apply_keep_mask=not dense and layer.mode == "static"))
+    return PlainMLPForExport(fold_plain(layer))
 
 
 @contextlib.contextmanager
@@ -113,19 +106,15 @@ def _ffns_replaced(model: nn.Module, dense: bool) -> Iterator[tuple[int, int]]:
     In place rather than on a deep copy: gsmlp's padding fix shares the pixel mask between forward hooks
     and modules, and a copy would split that shared state.
     """
-    swaps = []
-    for module in list(model.modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, GatedSparseMLP):
-                swaps.append((module, child_name, child, _stand_in(child, dense)))
+    swaps = [(slot.owner, layer, _stand_in(layer, dense)) for slot, layer in gated_slots(model)]
     try:
-        for parent, name, _, stand_in in swaps:
-            setattr(parent, name, stand_in)
-        gated = sum(isinstance(s[3], GatedMLPForExport) for s in swaps)
+        for owner, _, stand_in in swaps:
+            owner.mlp = stand_in
+        gated = sum(isinstance(stand_in, GatedMLPForExport) for _, _, stand_in in swaps)
         yield gated, len(swaps) - gated
     finally:
-        for parent, name, original, _ in swaps:
-            setattr(parent, name, original)
+        for owner, original, _ in swaps:
+            owner.mlp = original
 
 
 def _check_cpu_float32(model: nn.Module) -> None:
@@ -138,16 +127,19 @@ def _check_cpu_float32(model: nn.Module) -> None:
 
 
 class _DetectorOutputs(nn.Module):
-    """(pixel_values, pixel_mask) -> (logits, pred_boxes): the plain signature every backend runs."""
+    """(pixel_values, pixel_mask) -> (logits, pred_boxes): the plain signature every backend runs.
+
+    The detector sits under the attribute TRACE_ROOT, which starts every traced node's name (node_names.py).
+    """
 
     def __init__(self, detector: nn.Module) -> None:
         super().__init__()
-        self.detector = detector
+        self.add_module(TRACE_ROOT, detector)
 
     def forward(
         self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = self.detector(pixel_values=pixel_values, pixel_mask=pixel_mask)
+        outputs = getattr(self, TRACE_ROOT)(pixel_values=pixel_values, pixel_mask=pixel_mask)
         return outputs.logits, outputs.pred_boxes
 
 

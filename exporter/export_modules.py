@@ -7,8 +7,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from gsmlp.exporter.fold import FoldedFFN
-from gsmlp.exporter.op_identity import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from gsmlp.model.gated_mlp import active_blocks, expand_block_mask
+from gsmlp.op_identity import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 
 class GatedSparseMLPOp(torch.autograd.Function):

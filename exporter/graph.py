@@ -7,7 +7,7 @@ from onnx import helper
 
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.op_function import gated_sparse_mlp_function
-from gsmlp.exporter.op_identity import (
+from gsmlp.op_identity import (
     BLOCK_MASK_ATTRIBUTE,
     BLOCK_MASK_OUTPUT_PREFIX,
     DOMAIN,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-from gsmlp.exporter.op_identity import (
+from gsmlp.op_identity import (
     ATTRIBUTES,
     BLOCK_MASK_ATTRIBUTE,
     DOMAIN,

@@ -4,24 +4,25 @@ command runs on its options before any work: numbers in range, inputs of the rig
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gsmlp.errors import GsmlpError
+from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
 from gsmlp.model.resize import MAX_EDGE
-from gsmlp.model.zoo import BUILTIN_NAMES
+from gsmlp.model.zoo import ACCEPTED_FORMS
 
 if TYPE_CHECKING:
     from gsmlp.model.loaders import LoadedDetector
 
-MODEL_HELP = (
-    "the detector: a Hugging Face DETR / Deformable DETR folder (config.json + model.safetensors or "
-    "pytorch_model.bin), a facebookresearch/detr checkpoint (.pth), a gsmlp gated checkpoint folder "
-    f"(holding gsmlp.json), or a built-in name ({', '.join(BUILTIN_NAMES)})"
-)
+T = TypeVar("T")
+
+MODEL_HELP = f"the detector: {ACCEPTED_FORMS}"
 FORCE_HELP = (
     "replace an existing output that is not an earlier output of this command (gsmlp otherwise refuses, "
     "naming what is there). The replacement stays atomic; an input is never overwritten, and a file is "
@@ -41,11 +42,57 @@ def add_model_argument(parser: argparse.ArgumentParser, *, required: bool = True
     group.add_argument(
         "--block-size",
         type=int,
-        default=32,
+        default=DEFAULT_BLOCK_SIZE,
         metavar="N",
-        help="hidden neurons per gate block when wrapping a plain detector (default: 32; "
+        help=f"hidden neurons per gate block when wrapping a plain detector (default: {DEFAULT_BLOCK_SIZE}; "
         "a gated checkpoint keeps its own)",
     )
+
+
+DATA_HELP = "a generated split (shapes-train, shapes-val) or a COCO instances JSON (with --images)"
+
+
+class DeprecatedSpelling(argparse.Action):
+    """An old spelling of an option, kept for one release: it stores into the new option's dest, says so on
+    stderr, and is remembered so that range errors name the spelling the user typed."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        new = "--" + self.dest.replace("_", "-")
+        print(f"warning: {option_string} is deprecated; use {new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+        spellings = dict(getattr(namespace, "spellings", None) or {})
+        spellings[self.dest] = option_string
+        namespace.spellings = spellings
+
+
+def add_data_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    prefix: str = "",
+    what: str = "images",
+    required: bool = True,
+    default: str | None = None,
+    limit: int | None = None,
+    old_limits: tuple[str, ...] = (),
+) -> None:
+    """--data, --images and --limit, meaning the same in every command.
+
+    prefix "eval-" gives --eval-data/--eval-images/--eval-limit; old_limits are deprecated spellings of
+    --limit (one release). `what` names the images in the help ("calibration images", ...).
+    """
+    group = parser.add_argument_group(f"{prefix}data".replace("-", " "))
+    data_help = f"{what}: {DATA_HELP}" + (f"; default {default}" if default else "")
+    group.add_argument(f"--{prefix}data", required=required, default=default, metavar="D", help=data_help)
+    group.add_argument(
+        f"--{prefix}images", metavar="DIR", help=f"the image folder of a COCO JSON --{prefix}data"
+    )
+    dest = f"{prefix}limit".replace("-", "_")
+    where = f" (default {limit})" if limit is not None else ""
+    group.add_argument(
+        f"--{prefix}limit", type=int, default=limit, metavar="N", help=f"only the first N images{where}"
+    )
+    for old in old_limits:
+        group.add_argument(old, type=int, dest=dest, action=DeprecatedSpelling, help=argparse.SUPPRESS)
 
 
 def add_force_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -56,7 +103,24 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedDetector:
     # Imported here: torch and transformers take seconds to import, and `gsmlp --help` needs neither.
     from gsmlp.model.loaders import load_detector
 
-    return load_detector(args.model, block_size=getattr(args, "block_size", 32))
+    return load_detector(args.model, block_size=getattr(args, "block_size", DEFAULT_BLOCK_SIZE))
+
+
+def from_args(options: type[T], args: argparse.Namespace, **given: Any) -> T:
+    """An option dataclass filled from the parsed options of the same names; `given` sets the others."""
+    names = {field.name for field in dataclasses.fields(options)} - set(given)
+    return options(**{name: getattr(args, name) for name in names if hasattr(args, name)}, **given)
+
+
+def field_defaults(options: type) -> dict[str, Any]:
+    """An option dataclass's field defaults by name: the library's defaults become the parser's."""
+    found = {}
+    for field in dataclasses.fields(options):
+        if field.default is not dataclasses.MISSING:
+            found[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            found[field.name] = field.default_factory()
+    return found
 
 
 def model_input(spec: str | None) -> Path | None:
@@ -122,7 +186,8 @@ def check_ranges(args: argparse.Namespace, ranges: Mapping[str, Range]) -> None:
     for dest, allowed in ranges.items():
         value = getattr(args, dest, None)
         if value is not None and not allowed.holds(value):
-            option = "--" + dest.replace("_", "-")
+            spelled = (getattr(args, "spellings", None) or {}).get(dest)
+            option = spelled or "--" + dest.replace("_", "-")
             raise GsmlpError(f"{option} must be {allowed.describe()}, got {value}")
 
 

@@ -6,12 +6,14 @@ import argparse
 import importlib
 import os
 import sys
+import textwrap
 import traceback
 from collections.abc import Sequence
 
 from gsmlp import __version__
 from gsmlp.commands import COMMANDS
 from gsmlp.errors import GsmlpError
+from gsmlp.model.zoo import ACCEPTED_FORMS
 from gsmlp.signals import Stopped, signal_name, stop_signals_raise
 
 # Exit statuses besides 0 (success), 1 (an error the message explains) and 2 (bad command line).
@@ -32,10 +34,9 @@ Typical flow:
                   --backends pytorch,onnxruntime --report runs/report.json
   gsmlp demo      --out runs/demo        (all of the above on the built-in model)
 
-Every --model takes a Hugging Face DETR/Deformable DETR folder, a facebookresearch/detr .pth, a gsmlp
-gated checkpoint folder, or a built-in name (detr-small, deformable-detr-small).
+{forms}
 Run `gsmlp COMMAND --help` for the options of one command.
-"""
+""".format(forms=textwrap.fill(f"Every --model takes {ACCEPTED_FORMS}.", 105))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,11 +2,12 @@
 
     config.json               the base transformers config
     preprocessor_config.json  resize / normalisation
-    model.safetensors         the full state dict: FFN weights (pruned widths), gates, thresholds, keep-masks
+    model.safetensors         the full state dict: FFN weights (pruned widths), gates, thresholds
     gsmlp.json                {"format": "gsmlp-gated", "version": 1, "family", "layers", "calibration"}
 
 Each `layers` entry ("encoder.0", ...) holds hidden (after pruning), dense_hidden, block_size, rank
-(null without a gate), threshold, keep_mask (whether a keep-mask buffer is stored) and mode.
+(null without a gate), threshold and mode. Fields that older versions wrote and this one no longer reads are
+ignored.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 from torch import nn
 
@@ -30,7 +30,7 @@ from gsmlp.model.wrap import gated_layers, wrap_ffns
 GSMLP_META = "gsmlp.json"
 FORMAT = "gsmlp-gated"
 VERSION = 1
-LAYER_FIELDS = ("hidden", "dense_hidden", "block_size", "rank", "threshold", "keep_mask", "mode")
+LAYER_FIELDS = ("hidden", "dense_hidden", "block_size", "rank", "threshold", "mode")
 
 
 def layer_meta(layer: GatedSparseMLP) -> dict:
@@ -40,7 +40,6 @@ def layer_meta(layer: GatedSparseMLP) -> dict:
         "block_size": layer.block_size,
         "rank": layer.gate.rank if layer.gate is not None else None,
         "threshold": float(layer.threshold),
-        "keep_mask": layer.keep_mask is not None,
         "mode": layer.mode,
     }
 
@@ -107,15 +106,13 @@ def _rebuild_layer(layer: GatedSparseMLP, entry: dict, name: str, where: Path) -
     if hidden != layer.hidden:
         layer.fc1 = nn.Linear(d_model, hidden)
         layer.fc2 = nn.Linear(hidden, d_model)
-    if entry["keep_mask"]:
-        layer.keep_mask = torch.ones(hidden, dtype=torch.bool)
     if rank is not None:
         layer.attach_gate(MicroGate(d_model, layer.num_blocks, rank), threshold)
     layer.threshold.fill_(threshold)
 
 
 def load_gated(path: str | Path) -> LoadedDetector:
-    """Rebuild a gated detector: pruned FFN widths, gates, keep-masks, modes; weights loaded strictly."""
+    """Rebuild a gated detector: pruned FFN widths, gates, modes; weights loaded strictly."""
     folder = Path(path)
     meta = read_meta(folder)
     config, family = read_config(folder / "config.json")
@@ -137,7 +134,7 @@ def load_gated(path: str | Path) -> LoadedDetector:
     make_padding_invariant(model)
     if any(layer.mode == "gated" for layer in layers.values()):
         # Gated FFNs run the compiled kernel (PyTorch reference where it is not built, with one warning).
-        from gsmlp.kernels import install
+        from gsmlp.model.kernel_hook import install
 
         install(model)
     preprocess = PreprocessConfig.from_json(folder / "preprocessor_config.json")

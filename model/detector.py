@@ -36,11 +36,15 @@ class LoadedDetector:
     gated: dict | None = None  # the gated checkpoint's gsmlp.json, None for a plain detector
 
 
-def family_of(config: PretrainedConfig) -> str:
-    for family, (model_type, _, _) in FAMILIES.items():
-        if config.model_type == model_type:
+def family_of(model: nn.Module) -> str:
+    """ "detr" or "deformable-detr", from the model's transformers config."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    for family, (known_type, _, _) in FAMILIES.items():
+        if model_type == known_type:
             return family
-    raise GsmlpError(f"model_type {config.model_type!r} is not DETR or Deformable DETR")
+    raise GsmlpError(
+        f"model_type {model_type!r} is not DETR or Deformable DETR: gsmlp supports detr and deformable_detr"
+    )
 
 
 def read_config(path: Path) -> tuple[PretrainedConfig, str]:

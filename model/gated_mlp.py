@@ -1,4 +1,4 @@
-"""GatedSparseMLP: the FFN `fc2(relu(fc1(x)))` with a static keep-mask and a micro-gate.
+"""GatedSparseMLP: the FFN `fc2(relu(fc1(x)))` with a micro-gate.
 
 The op contract is docs/op_spec.md. In short, for a token x:
     h = relu(W1 x + b1); m = block mask; y = W2 (m ? h : 0) + b2
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
 from gsmlp.model.sparsity import SparsityMeter
 
 Mode = Literal["dense", "static", "gated", "oracle"]
@@ -63,9 +64,10 @@ class GatedSparseMLP(nn.Module):
     """Drop-in replacement for a transformers DETR / Deformable DETR FFN (`layer.mlp`).
 
     `fc1` and `fc2` keep their names, so state dicts of the original model load unchanged.
-    Modes: "dense" is the original module bit for bit; "static" applies the SIBS keep-mask;
-    "gated" applies keep-mask and micro-gate; "oracle" computes exactly the blocks that hold a
-    positive activation (an upper bound on what any gate can skip).
+    Modes: "dense" is the original module bit for bit; "static" is a SIBS-pruned FFN without a gate (SIBS
+    removes neurons physically, so it computes every neuron it still has); "gated" applies the micro-gate;
+    "oracle" computes exactly the blocks that hold a positive activation (an upper bound on what any gate
+    can skip).
     """
 
     def __init__(
@@ -75,7 +77,7 @@ class GatedSparseMLP(nn.Module):
         *,
         dropout: float = 0.0,
         activation_dropout: float = 0.0,
-        block_size: int = 32,
+        block_size: int = DEFAULT_BLOCK_SIZE,
         dense_hidden: int | None = None,
     ) -> None:
         super().__init__()
@@ -92,7 +94,6 @@ class GatedSparseMLP(nn.Module):
         self.dense_hidden = dense_hidden or fc1.out_features
         self.mode: Mode = "dense"
         self.gate: MicroGate | None = None
-        self.register_buffer("keep_mask", None)
         self.register_buffer("threshold", torch.tensor(0.0))
         self.meter = SparsityMeter()
         self.kernel = None  # set by gsmlp.kernels when a compiled kernel serves the gated mode
@@ -176,10 +177,7 @@ class GatedSparseMLP(nn.Module):
                 return y
         pre = self.fc1(x)
         blocks = self.block_mask(x, pre)
-        mask = self.keep_mask
-        if blocks is not None:
-            neuron_mask = expand_block_mask(blocks, self.block_size, self.hidden)
-            mask = neuron_mask if mask is None else neuron_mask & mask
+        mask = None if blocks is None else expand_block_mask(blocks, self.block_size, self.hidden)
         h = F.relu(pre)
         if mask is not None:
             # Select, not multiply: a skipped neuron contributes exactly nothing, even if it is NaN/Inf.

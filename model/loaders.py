@@ -18,6 +18,7 @@ from transformers.utils import logging as hf_logging
 
 from gsmlp.errors import GsmlpError
 from gsmlp.model import zoo
+from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
 from gsmlp.model.checkpoint import GSMLP_META, load_gated
 from gsmlp.model.detector import (
     FAMILIES,
@@ -33,16 +34,12 @@ from gsmlp.model.weights import load_strict, read_pickle_checkpoint, read_state_
 
 __all__ = ["LoadedDetector", "build_detector", "load_detector", "ACCEPTED_FORMS"]
 
-ACCEPTED_FORMS = (
-    "a Hugging Face DETR / Deformable DETR folder (config.json + model.safetensors or pytorch_model.bin), "
-    "a facebookresearch/detr checkpoint (.pth), a gsmlp gated checkpoint folder (with gsmlp.json), "
-    f"or a built-in name ({', '.join(zoo.BUILTIN_NAMES)})"
-)
+ACCEPTED_FORMS = zoo.ACCEPTED_FORMS
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
 OFFICIAL_SUFFIXES = (".pth", ".pt")
 
 
-def load_detector(spec: str | Path, *, block_size: int = 32) -> LoadedDetector:
+def load_detector(spec: str | Path, *, block_size: int = DEFAULT_BLOCK_SIZE) -> LoadedDetector:
     """Load a detector from any accepted form; every FFN wrapped, eval mode."""
     if isinstance(spec, str) and zoo.is_builtin(spec) and not Path(spec).exists():
         return load_hf_dir(zoo.builtin_dir(spec), block_size=block_size, source=spec)
@@ -60,7 +57,9 @@ def load_detector(spec: str | Path, *, block_size: int = 32) -> LoadedDetector:
     raise GsmlpError(f"{path}: unknown format {path.suffix or '(no suffix)'!r}; give {ACCEPTED_FORMS}")
 
 
-def load_hf_dir(folder: Path, *, block_size: int = 32, source: str | None = None) -> LoadedDetector:
+def load_hf_dir(
+    folder: Path, *, block_size: int = DEFAULT_BLOCK_SIZE, source: str | None = None
+) -> LoadedDetector:
     config, family = read_config(folder / "config.json")
     weights = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
     if weights is None:
@@ -108,7 +107,7 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def load_official_pth(path: Path, *, block_size: int = 32) -> LoadedDetector:
+def load_official_pth(path: Path, *, block_size: int = DEFAULT_BLOCK_SIZE) -> LoadedDetector:
     """A facebookresearch/detr checkpoint: {"model": state_dict, "args": Namespace, ...}."""
     checkpoint = read_pickle_checkpoint(path)
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):

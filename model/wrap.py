@@ -3,27 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from torch import nn
 
 from gsmlp.errors import GsmlpError
+from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
 from gsmlp.model.gated_mlp import GatedSparseMLP, Mode
 
 
-def _stacks(model: nn.Module) -> dict[str, nn.ModuleList]:
+@dataclass(frozen=True)
+class FfnSlot:
+    """Where one encoder or decoder FFN lives: the single traversal every list of FFNs is built from."""
+
+    name: str  # "encoder.0": gsmlp's name (checkpoints, reports)
+    path: str  # "model.encoder.layers.0.mlp": the module path, as named_modules() and ONNX nodes spell it
+    owner: nn.Module  # the transformer layer whose `mlp` attribute holds the FFN
+
+
+def ffn_slots(model: nn.Module) -> Iterator[FfnSlot]:
+    """Every encoder and decoder FFN position of a DETR-family model, in model order."""
     core = getattr(model, "model", model)
-    stacks = {}
+    prefix = "model." if core is not model else ""
+    found = False
     for part in ("encoder", "decoder"):
-        module = getattr(core, part, None)
-        layers = getattr(module, "layers", None)
+        layers = getattr(getattr(core, part, None), "layers", None)
         if isinstance(layers, nn.ModuleList):
-            stacks[part] = layers
-    if not stacks:
+            found = True
+            for index, layer in enumerate(layers):
+                yield FfnSlot(f"{part}.{index}", f"{prefix}{part}.layers.{index}.mlp", layer)
+    if not found:
         raise GsmlpError(
             f"{type(model).__name__} has no model.encoder.layers / model.decoder.layers: "
             "gsmlp supports transformers' DETR and Deformable DETR"
         )
-    return stacks
 
 
 def check_relu(model: nn.Module) -> None:
@@ -37,33 +50,41 @@ def check_relu(model: nn.Module) -> None:
         )
 
 
-def wrap_ffns(model: nn.Module, block_size: int = 32) -> nn.Module:
+def wrap_ffns(model: nn.Module, block_size: int = DEFAULT_BLOCK_SIZE) -> nn.Module:
     """Replace each `layer.mlp` by a GatedSparseMLP in dense mode (the same function, bit for bit)."""
     check_relu(model)
-    for name, layers in _stacks(model).items():
-        for index, layer in enumerate(layers):
-            mlp = getattr(layer, "mlp", None)
-            if isinstance(mlp, GatedSparseMLP):
-                continue
-            if mlp is None or not hasattr(mlp, "fc1") or not hasattr(mlp, "fc2"):
-                raise GsmlpError(f"{name} layer {index} has no mlp.fc1/mlp.fc2 FFN to wrap")
-            gated = GatedSparseMLP(
-                mlp.fc1,
-                mlp.fc2,
-                dropout=getattr(mlp, "dropout", 0.0),
-                activation_dropout=getattr(mlp, "activation_dropout", 0.0),
-                block_size=block_size,
-            )
-            layer.mlp = gated.to(mlp.fc1.weight.device).train(mlp.training)
+    for slot in list(ffn_slots(model)):
+        mlp = getattr(slot.owner, "mlp", None)
+        if isinstance(mlp, GatedSparseMLP):
+            continue
+        if mlp is None or not hasattr(mlp, "fc1") or not hasattr(mlp, "fc2"):
+            part, index = slot.name.split(".")
+            raise GsmlpError(f"{part} layer {index} has no mlp.fc1/mlp.fc2 FFN to wrap")
+        gated = GatedSparseMLP(
+            mlp.fc1,
+            mlp.fc2,
+            dropout=getattr(mlp, "dropout", 0.0),
+            activation_dropout=getattr(mlp, "activation_dropout", 0.0),
+            block_size=block_size,
+        )
+        slot.owner.mlp = gated.to(mlp.fc1.weight.device).train(mlp.training)
     return model
 
 
+def gated_slots(model: nn.Module) -> Iterator[tuple[FfnSlot, GatedSparseMLP]]:
+    """Each wrapped FFN with its slot, in model order."""
+    for slot in ffn_slots(model):
+        if isinstance(slot.owner.mlp, GatedSparseMLP):
+            yield slot, slot.owner.mlp
+
+
 def gated_layers(model: nn.Module) -> Iterator[tuple[str, GatedSparseMLP]]:
-    """Yield ("encoder.0", module), ... in model order."""
-    for name, layers in _stacks(model).items():
-        for index, layer in enumerate(layers):
-            if isinstance(layer.mlp, GatedSparseMLP):
-                yield f"{name}.{index}", layer.mlp
+    """Yield ("encoder.0", module), ... in model order. A bare GatedSparseMLP is a model of one layer, ""."""
+    if isinstance(model, GatedSparseMLP):
+        yield "", model
+        return
+    for slot, layer in gated_slots(model):
+        yield slot.name, layer
 
 
 def set_mode(model: nn.Module, mode: Mode) -> None:

@@ -8,6 +8,13 @@ from gsmlp.errors import GsmlpError
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 BUILTIN_NAMES = ("detr-small", "deformable-detr-small")
+# What a --model may name: the one sentence that the loaders' errors, every command's help and `gsmlp --help`
+# use (torch-free here, so that help needs no torch).
+ACCEPTED_FORMS = (
+    "a Hugging Face DETR / Deformable DETR folder (config.json + model.safetensors or pytorch_model.bin), "
+    "a facebookresearch/detr checkpoint (.pth), a gsmlp gated checkpoint folder (with gsmlp.json), "
+    f"or a built-in name ({', '.join(BUILTIN_NAMES)})"
+)
 
 
 def is_builtin(name: str) -> bool:

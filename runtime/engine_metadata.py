@@ -12,13 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from gsmlp.errors import GsmlpError
-from gsmlp.exporter import op_identity
 
 FORMAT = "gsmlp-trt-engine/1"
-# The plugin registers the op under the identity the exporter writes (the ONNX parser binds by these).
-PLUGIN_NAME = op_identity.OP_TYPE
-PLUGIN_VERSION = op_identity.PLUGIN_VERSION
-PLUGIN_NAMESPACE = op_identity.PLUGIN_NAMESPACE
 
 
 def metadata_path(engine_path: str | Path) -> Path:

@@ -22,6 +22,7 @@ from typing import Any
 
 import gsmlp
 from gsmlp.errors import GsmlpError, NotBuiltError
+from gsmlp.op_identity import OP_TYPE
 
 LIBRARY_NAME = "libgsmlp_onnxruntime_ops.so"
 KERNELS_NAME = "libgsmlp_kernels.so"
@@ -61,7 +62,7 @@ def library_status() -> str:
     library = op_library()
     if library is not None:
         return f"gsmlp ONNX Runtime op library: {library}"
-    return f"note: {why_no_library()}. ONNX Runtime runs GatedSparseMLP through its function body meanwhile"
+    return f"note: {why_no_library()}. ONNX Runtime runs {OP_TYPE} through its function body meanwhile"
 
 
 def _cuda_kernels_built(library: Path) -> bool:

@@ -16,8 +16,10 @@ from typing import Any
 
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_bytes_atomic, write_json_atomic
+from gsmlp.op_identity import OP_TYPE as PLUGIN_NAME
+from gsmlp.op_identity import PLUGIN_NAMESPACE, PLUGIN_VERSION
 from gsmlp.paths import require_file
-from gsmlp.runtime.engine_metadata import FORMAT, PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION, metadata_path
+from gsmlp.runtime.engine_metadata import FORMAT, metadata_path
 from gsmlp.runtime.trt_common import (
     find_plugin_library,
     gpu_description,

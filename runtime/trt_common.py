@@ -13,7 +13,10 @@ from types import ModuleType
 from typing import Any
 
 from gsmlp.errors import GsmlpError
-from gsmlp.runtime.engine_metadata import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
+
+# The plugin registers the op under the identity the exporter writes (the ONNX parser binds by these).
+from gsmlp.op_identity import OP_TYPE as PLUGIN_NAME
+from gsmlp.op_identity import PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 PLUGIN_LIBRARY_NAME = "libgsmlp_trt_plugin.so"
 PLUGIN_ENV = "GSMLP_TRT_PLUGIN"
@@ -51,6 +54,16 @@ def import_pycuda() -> ModuleType:
     except Exception as exc:  # pycuda raises its own LogicError/RuntimeError when no GPU or driver is usable
         raise GsmlpError(f"no usable CUDA GPU: pycuda could not start CUDA ({exc})") from None
     return cuda
+
+
+def tensorrt_missing() -> str | None:
+    """Why TensorRT engines cannot be built or run here (tensorrt, pycuda or a GPU missing), or None."""
+    try:
+        import_tensorrt()
+        import_pycuda()
+    except GsmlpError as exc:
+        return str(exc)
+    return None
 
 
 def gpu_description() -> dict[str, str]:

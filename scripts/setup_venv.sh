@@ -26,7 +26,7 @@ if ! python -c "import torch" 2>/dev/null; then
   pip_quiet ${GSMLP_TORCH:-torch==2.13.0}
 fi
 echo "[gsmlp] installing gsmlp in editable mode (builds the kernel library with CMake)"
-# Editable, because the stage folders (model/, exporter/, ...) map into the `gsmlp` package: with a plain
-# install, running pytest from the checkout would import the source folder `gsmlp/` without them.
+# Editable, so that a change to the sources needs no reinstall. A plain install (`pip install .`) runs the
+# tests as well: the root conftest.py keeps the source folder `gsmlp/` from shadowing it.
 pip_quiet -e "$repo_root${GSMLP_EXTRAS:-}"
 python -c "import gsmlp, torch" || { echo "[gsmlp] installation failed" >&2; exit 1; }

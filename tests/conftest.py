@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def tensorrt_headers() -> Path:
+    """$GSMLP_TENSORRT_INCLUDE, a folder holding NvInfer.h (TensorRT's include/ or the folder above it).
+
+    Absent headers are the one reason a TensorRT build test skips: where they are given, anything else that
+    keeps the plugin or the sample from building is a failure, never a skip.
+    """
+    value = os.environ.get("GSMLP_TENSORRT_INCLUDE")
+    if not value:
+        pytest.skip("GSMLP_TENSORRT_INCLUDE is not set (point it at a folder holding the TensorRT headers)")
+    path = Path(value)
+    if not (path / "NvInfer.h").is_file() and not (path / "include" / "NvInfer.h").is_file():
+        pytest.skip(f"GSMLP_TENSORRT_INCLUDE={path} holds no NvInfer.h")
+    assert shutil.which("cmake"), "the TensorRT headers are given, so cmake must be on PATH to build"
+    return path

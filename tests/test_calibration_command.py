@@ -9,12 +9,11 @@ import pytest
 import torch
 
 from gsmlp.cli import main
+from gsmlp.data import shapes
 from gsmlp.model.loaders import load_detector
 from gsmlp.model.processing import PreprocessConfig
 from gsmlp.model.wrap import gated_layers
 from tests.conftest import make_tiny_model
-
-shapes = pytest.importorskip("gsmlp.data.shapes", reason="needs the data stage (gsmlp.data, issue 3)")
 
 SMALL_IMAGES = PreprocessConfig(shortest_edge=96, longest_edge=160)
 

@@ -9,8 +9,9 @@ import pytest
 
 from gsmlp.cli import main
 from gsmlp.runtime.ort_session import op_library
+from gsmlp.runtime.trt_common import tensorrt_missing
 from gsmlp.validation import demo as demo_pipeline
-from gsmlp.validation.demo import assemble_report, tensorrt_missing
+from gsmlp.validation.demo import assemble_report
 from gsmlp.validation.session import tensorrt_backend
 from gsmlp.validation.summary import format_table
 

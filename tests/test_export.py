@@ -7,12 +7,13 @@ import onnx
 import pytest
 import torch
 
+from gsmlp.calibration.sibs import select_neurons
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.export import ExportOptions, export_onnx
 from gsmlp.exporter.graph import gated_nodes, has_function
-from gsmlp.exporter.op_identity import DOMAIN, OP_TYPE
 from gsmlp.model.gated_mlp import MicroGate
 from gsmlp.model.wrap import gated_layers, set_mode, wrap_ffns
+from gsmlp.op_identity import DOMAIN, OP_TYPE
 from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend, read_onnx
 from gsmlp.validation.parity import output_differences
 from tests.conftest import make_tiny_model
@@ -22,13 +23,14 @@ SIZE = (128, 128)
 
 
 def attach_random_gates(model: torch.nn.Module, seed: int = 0, keep_fraction: float | None = None) -> None:
-    """Random micro-gates (threshold 0: about half the blocks on) and optionally a random keep-mask."""
+    """Random micro-gates (threshold 0: about half the blocks on), after an optional random SIBS pruning."""
     generator = torch.Generator().manual_seed(seed)
     for _, layer in gated_layers(model):
         torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
-        layer.attach_gate(MicroGate(layer.d_model, layer.num_blocks, rank=8), threshold=0.0)
         if keep_fraction is not None:
-            layer.keep_mask = torch.rand(layer.hidden, generator=generator) < keep_fraction
+            keep = torch.rand(layer.hidden, generator=generator) < keep_fraction
+            select_neurons(layer, keep.nonzero().flatten())
+        layer.attach_gate(MicroGate(layer.d_model, layer.num_blocks, rank=8), threshold=0.0)
     set_mode(model, "gated")
 
 
@@ -124,15 +126,16 @@ def test_onnxruntime_matches_pytorch(family: str, mode: str, tmp_path) -> None:
     assert max_abs_diff(model, path, *random_inputs(1, *SIZE)) <= 1e-4
 
 
-def test_sibs_keep_mask_is_folded_exactly(family: str, tmp_path) -> None:
+def test_sibs_pruned_ffns_export_exactly(family: str, tmp_path) -> None:
     model = gated_tiny(family, keep_fraction=0.6)
     path = str(tmp_path / "sibs.onnx")
     export_onnx(model, path, ExportOptions(height=SIZE[0], width=SIZE[1]))
     proto = onnx.load(path)
     initializers = {i.name: i for i in proto.graph.initializer}
     widths = [initializers[n.input[1]].dims[0] for n in gated_nodes(proto)]
-    hidden = [layer.hidden for _, layer in gated_layers(model)]
-    assert all(w < h for w, h in zip(widths, hidden, strict=True)), (widths, hidden)
+    layers = [layer for _, layer in gated_layers(model)]
+    assert widths == [layer.hidden for layer in layers]
+    assert all(layer.hidden < layer.dense_hidden for layer in layers)
     assert max_abs_diff(model, path, *random_inputs(1, *SIZE)) <= 1e-4
 
 

@@ -10,8 +10,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from gsmlp.exporter.op_function import gated_sparse_mlp_function
-from gsmlp.exporter.op_identity import DOMAIN, DOMAIN_VERSION, OP_TYPE
 from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
+from gsmlp.op_identity import DOMAIN, DOMAIN_VERSION, OP_TYPE
 
 D, H, BLOCK, RANK = 16, 40, 8, 4  # H not a multiple of the block: the last block is partial
 

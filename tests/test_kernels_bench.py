@@ -7,10 +7,11 @@ import torch
 
 from gsmlp import kernels
 from gsmlp.cli import main
-from gsmlp.kernels import bench, recorded
 from gsmlp.model.gated_mlp import MicroGate
 from gsmlp.model.wrap import gated_layers, set_mode, wrap_ffns
 from gsmlp.runtime.ort_session import op_library
+from gsmlp.validation import ffn_bench as bench
+from gsmlp.validation import ffn_inputs as recorded
 from tests.conftest import make_tiny_model
 
 needs_library = pytest.mark.skipif(not kernels.available(), reason="no kernel library")
@@ -33,8 +34,8 @@ def test_measure_reports_the_case_it_timed() -> None:
 
 @pytest.mark.skipif(op_library() is None, reason="the gsmlp ONNX Runtime op library is not built")
 def test_onnxruntime_measure_times_the_library_against_the_same_dense_ffn() -> None:
-    from gsmlp.kernels import bench_onnxruntime as ort_bench
     from gsmlp.runtime.ort_session import open_session
+    from gsmlp.validation import ffn_bench_onnxruntime as ort_bench
 
     layer = bench.random_gated_layer(64, 256, 32, rank=8)
     x = torch.randn(300, 64)

@@ -18,12 +18,13 @@ import torch
 
 from gsmlp import kernels
 from gsmlp.errors import GsmlpError
-from gsmlp.kernels import _calls, _install
+from gsmlp.kernels import _calls
 from gsmlp.kernels import _library as L
-from gsmlp.kernels._install import run_layer
-from gsmlp.kernels.bench import random_gated_layer
+from gsmlp.model import kernel_hook
 from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
+from gsmlp.model.kernel_hook import run_layer
 from gsmlp.model.wrap import gated_layers, set_mode, wrap_ffns
+from gsmlp.validation.ffn_bench import random_gated_layer
 from tests.conftest import REPO_ROOT, make_tiny_model
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason=f"no kernel library: {L.why_not_loaded()}")
@@ -380,11 +381,11 @@ def test_install_runs_the_kernel_and_meters_sparsity() -> None:
         expected = layer(x)
         expected_sparsity = layer.meter.sparsity
         layer.meter.reset()
-        assert kernels.install(layer) == 1 and layer.kernel is kernels.module_kernel
+        assert kernel_hook.install(layer) == 1 and layer.kernel is kernel_hook.module_kernel
         y = layer(x)
     torch.testing.assert_close(y, expected, **TOLERANCE[torch.float32])
     assert layer.meter.sparsity == pytest.approx(expected_sparsity)
-    kernels.uninstall(layer)
+    kernel_hook.uninstall(layer)
     assert layer.kernel is None
 
 
@@ -396,35 +397,28 @@ def test_install_on_a_tiny_detector(family: str) -> None:
     pixels = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         expected = model(pixel_values=pixels).logits
-        assert kernels.install(model) == len(list(gated_layers(model)))
+        assert kernel_hook.install(model) == len(list(gated_layers(model)))
         actual = model(pixel_values=pixels).logits
     torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_gradients_fall_back_to_the_reference() -> None:
     layer = make_layer(64, 256, 32).requires_grad_(True)
-    kernels.install(layer)
+    kernel_hook.install(layer)
     x = torch.randn(4, 64, requires_grad=True)
     layer(x).sum().backward()  # the op has no autograd: the hook must hand this call to the reference
     assert x.grad is not None
 
 
-def test_keep_mask_is_refused() -> None:
-    layer = make_layer(64, 256, 32)
-    layer.keep_mask = torch.ones(256, dtype=torch.bool)
-    with pytest.raises(GsmlpError, match="keep-mask"):
-        kernels.install(layer)
-
-
 def test_not_built_falls_back_and_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_install, "load", lambda: None)
-    monkeypatch.setattr(_install, "_warned", False)
+    monkeypatch.setattr(kernel_hook, "load", lambda: None)
+    monkeypatch.setattr(kernel_hook, "_warned", False)
     layer = make_layer(64, 256, 32)
     with pytest.warns(RuntimeWarning, match="gsmlp kernels not built: using the PyTorch reference"):
-        assert kernels.install(layer) == 0
+        assert kernel_hook.install(layer) == 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        kernels.install(layer)  # second time: silent
+        kernel_hook.install(layer)  # second time: silent
     assert layer.kernel is None
 
 
@@ -432,6 +426,7 @@ FORCED_ISA_SCRIPT = """
 import sys
 import torch
 from gsmlp import kernels
+sys.path.append(".")  # after gsmlp: the checkout's tests, without its source folder shadowing a plain install
 from tests.test_kernels_cpu import check_case
 assert kernels.cpu_isa() == sys.argv[1], kernels.cpu_isa()
 check_case(37, 64, 300, 32, 0.5, torch.float32)

@@ -11,7 +11,7 @@ import torch
 
 from gsmlp import kernels
 from gsmlp.kernels import _library as L
-from gsmlp.kernels._install import run_layer
+from gsmlp.model.kernel_hook import run_layer
 from tests.test_kernels_cpu import TOLERANCE, check_case, kernel_block_mask, make_layer, set_sparsity
 
 needs_gpu = pytest.mark.skipif(

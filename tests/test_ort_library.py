@@ -27,8 +27,8 @@ from gsmlp import kernels
 from gsmlp.errors import GsmlpError, NotBuiltError
 from gsmlp.exporter.graph import expose_block_masks
 from gsmlp.exporter.op_function import gated_sparse_mlp_function
-from gsmlp.exporter.op_identity import BLOCK_MASK_ATTRIBUTE, DOMAIN, DOMAIN_VERSION, INPUTS, OP_TYPE
 from gsmlp.model.gated_mlp import active_blocks
+from gsmlp.op_identity import BLOCK_MASK_ATTRIBUTE, DOMAIN, DOMAIN_VERSION, INPUTS, OP_TYPE
 from gsmlp.runtime import ort_session
 from gsmlp.runtime.ort_session import FUNCTION_BODY, op_library, open_session, why_no_library
 

@@ -5,32 +5,24 @@ formats, shapes, workspace), then checks that the shared library loads and expor
 entry points.
 
 Needs $GSMLP_TENSORRT_INCLUDE: a folder holding NvInfer.h (TensorRT's include/, or the include/ folder of the
-TensorRT open-source repository). Skips with the reason when it, cmake or the kernel library is missing.
+TensorRT open-source repository). Skips, with the reason, only where the TensorRT or CUDA headers are absent:
+with them, a plugin that CMake leaves out is a failure.
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import tensorrt_headers
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_DIR = REPO_ROOT / "build" / "trt-plugin-tests"
 PLUGIN_DIR = BUILD_DIR / "plugins" / "gatedSparseMLPPlugin"
-
-
-def _tensorrt_include() -> Path:
-    value = os.environ.get("GSMLP_TENSORRT_INCLUDE")
-    if not value:
-        pytest.skip("GSMLP_TENSORRT_INCLUDE is not set (point it at a folder holding the TensorRT headers)")
-    path = Path(value)
-    if not (path / "NvInfer.h").is_file() and not (path / "include" / "NvInfer.h").is_file():
-        pytest.skip(f"GSMLP_TENSORRT_INCLUDE={path} holds no NvInfer.h")
-    return path
 
 
 def _run(cmd: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
@@ -40,9 +32,7 @@ def _run(cmd: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def plugin_build() -> Path:
     """Configure the repository's CMake project with the plugin tests on, build the plugin and its test."""
-    include = _tensorrt_include()
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake is not installed")
+    include = tensorrt_headers()
     configure = _run(
         [
             "cmake",
@@ -62,7 +52,10 @@ def plugin_build() -> Path:
     assert configure.returncode == 0, configure.stdout + configure.stderr
     for line in configure.stdout.splitlines():
         if "gsmlp TensorRT plugin: skipped" in line:
-            pytest.skip(line.strip("- ").strip())
+            reason = line.strip("- ").strip()
+            if "CUDA toolkit headers" in line:
+                pytest.skip(reason)
+            pytest.fail(f"the TensorRT headers are given, but CMake left the plugin out: {reason}")
     build = _run(
         [
             "cmake",

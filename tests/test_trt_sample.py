@@ -2,32 +2,24 @@
 
 Where libnvinfer is found the executable is linked too; otherwise only its objects are compiled (the
 configure step says so) and running it is left to a machine with TensorRT and a GPU. Needs
-$GSMLP_TENSORRT_INCLUDE (a folder holding NvInfer.h) and cmake; skips with the reason otherwise.
+$GSMLP_TENSORRT_INCLUDE (a folder holding NvInfer.h); skips, with the reason, only where the TensorRT or CUDA
+headers are absent.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import tensorrt_headers
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_sample_compiles_with_warnings_as_errors(tmp_path: Path) -> None:
-    include = os.environ.get("GSMLP_TENSORRT_INCLUDE")
-    if not include:
-        pytest.skip("GSMLP_TENSORRT_INCLUDE is not set (point it at a folder holding the TensorRT headers)")
-    if (
-        not (Path(include) / "NvInfer.h").is_file()
-        and not (Path(include) / "include" / "NvInfer.h").is_file()
-    ):
-        pytest.skip(f"GSMLP_TENSORRT_INCLUDE={include} holds no NvInfer.h")
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake is not installed")
+    include = tensorrt_headers()
     configure = subprocess.run(
         [
             "cmake",

@@ -136,9 +136,6 @@ SHAPE_ARGS = {"detr": ["--dynamic"], "deformable-detr": ["--height", "192", "--w
 
 
 def test_validate_command_on_real_coco_images(family: str, coco_subset: Path, tmp_path: Path) -> None:
-    pytest.importorskip(
-        "gsmlp.data.coco", reason="the COCO dataset loader (data/coco.py) is not in this build"
-    )
     checkpoint = gated_checkpoint(tmp_path, family)
     shape = SHAPE_ARGS[family]
     onnx_path, dense_path, report_path = (
@@ -153,7 +150,10 @@ def test_validate_command_on_real_coco_images(family: str, coco_subset: Path, tm
     assert main([*common, "--onnx", str(onnx_path)]) == 0
     report = json.loads(report_path.read_text())
     assert report["pass"] is True and report["images"] == 4
-    assert report["backends"]["onnxruntime"]["metrics"]["AP"] >= 0.0
+    # The tiny model is untrained: on real COCO images it scores at chance, well under one AP point. More
+    # would mean that the evaluation matched something other than its detections (ground truth, say).
+    ap = report["backends"]["onnxruntime"]["metrics"]["AP"]
+    assert 0.0 <= ap < 1.0 and ap == pytest.approx(report["backends"]["pytorch"]["metrics"]["AP"], abs=0.1)
     assert report["parity"]["onnxruntime"]["delta_AP"] == pytest.approx(0.0, abs=0.1)
     built = op_library() is not None
     ran = report["backends"]["onnxruntime"]["implementation"]
@@ -175,7 +175,7 @@ def test_validate_command_on_real_coco_images(family: str, coco_subset: Path, tm
 
 def test_validate_reports_tensorrt_and_writes_readable_files(coco_subset: Path, tmp_path: Path) -> None:
     """tensorrt is skipped with its reason (no TensorRT or GPU here); others report; md and PNGs follow."""
-    from gsmlp.validation.demo import tensorrt_missing
+    from gsmlp.runtime.trt_common import tensorrt_missing
 
     if tensorrt_missing() is None:
         pytest.skip("TensorRT and a GPU are present: the skip path cannot be seen here")

@@ -1,16 +1,17 @@
 """`gsmlp demo`'s pipeline: calibrate -> export dense and gated -> build engines -> validate both modes.
 
-Each stage goes through the same code as its own command (the CLI parser builds its options), so the demo
-shows exactly what a user would run step by step. Everything is written inside one atomic folder.
+Each stage is the library function that its own command calls (calibrate, export_onnx, build_engine,
+build_report), with the options that command's defaults give, so the demo computes exactly what a user
+would run step by step. Everything is written inside one atomic folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from gsmlp.errors import GsmlpError
+from gsmlp.calibration.options import DEFAULT_TARGET_SPARSITY
 from gsmlp.paths import folder_output
 from gsmlp.validation.summary import table_rows
 
@@ -27,30 +28,48 @@ DEMO_OUTPUT = folder_output(
 )  # fmt: skip
 
 
-def _command(argv: list[str]) -> int:
-    """Run one gsmlp subcommand in-process (its errors propagate as GsmlpError)."""
-    from gsmlp.cli import build_parser
+@dataclass
+class DemoOptions:
+    """What `gsmlp demo` runs; the command line derives its defaults from these."""
 
-    args = build_parser().parse_args(argv)
-    status = int(args.run(args) or 0)
-    if status != 0:
-        raise GsmlpError(f"`gsmlp {' '.join(argv)}` exited with status {status}")
-    return status
+    out: str | Path = "runs/demo"
+    model: str = "detr-small"  # a built-in or dense detector to gate
+    calib_limit: int = 64  # shapes-train images to calibrate on
+    limit: int = 50  # shapes-val images to validate on
+    target_sparsity: float = DEFAULT_TARGET_SPARSITY
+    gate_steps: int = 200  # Adam steps per gate: kept short, so that the demo takes about a minute
+    tolerances: str | None = None  # parity tolerances (format: docs/VALIDATION.md)
+    plugin_lib: str | None = None  # GatedSparseMLP plugin library for the TensorRT builds
+    ort_op: str = "auto"  # how ONNX Runtime computes GatedSparseMLP (runtime.ort_session.OP_CHOICES)
+    force: bool = False  # replace an output that is not an earlier demo output
 
 
-def tensorrt_missing() -> str | None:
-    """Why TensorRT engines cannot be built or run here, or None when they can."""
-    from gsmlp.runtime.trt_common import import_pycuda, import_tensorrt
+def _calibrate(options: DemoOptions, checkpoint: Path) -> None:
+    from gsmlp.calibration.options import CalibrationJob, CalibrationOptions
+    from gsmlp.calibration.workflow import calibrate
 
-    try:
-        import_tensorrt()
-        import_pycuda()
-    except GsmlpError as exc:
-        return str(exc)
-    return None
+    method = CalibrationOptions(
+        method="mgs", target_sparsity=options.target_sparsity, gate_steps=options.gate_steps
+    )
+    job = CalibrationJob(
+        model=options.model, data=CALIBRATION_DATA, out=checkpoint, limit=options.calib_limit,
+        reservoir=RESERVOIR, method=method,
+    )  # fmt: skip
+    calibrate(job)
+
+
+def _export(checkpoint: Path, path: Path, mode: str, edge: int) -> None:
+    from gsmlp.exporter.export import ExportOptions, export_onnx
+    from gsmlp.model.loaders import load_detector
+
+    # A fresh load per file, as `gsmlp export` does.
+    loaded = load_detector(str(checkpoint))
+    export_onnx(loaded.model, path, ExportOptions(dense=mode == "dense", height=edge, width=edge))
 
 
 def _build_engines(folder: Path, plugin_lib: str | None, steps: dict) -> dict[str, Path | None]:
+    from gsmlp.runtime.trt_common import tensorrt_missing
+
     missing = tensorrt_missing()
     engines: dict[str, Path | None] = {}
     for mode in ("dense", "gated"):
@@ -58,17 +77,24 @@ def _build_engines(folder: Path, plugin_lib: str | None, steps: dict) -> dict[st
             steps[f"build_{mode}"] = {"status": "skipped", "reason": missing}
             engines[mode] = None
             continue
+        from gsmlp.runtime.trt_build import BuildOptions, build_engine
+
         engine = folder / f"{mode}.engine"
-        # --block-masks: the engines report their gate decisions, so the tensorrt rows are pinned too.
-        argv = ["build", "--onnx", str(folder / f"{mode}.onnx"), "--out", str(engine), "--block-masks"]
+        # block_masks: the engines report their gate decisions, so the tensorrt rows are pinned too.
+        build = BuildOptions(
+            onnx=folder / f"{mode}.onnx",
+            out=engine,
+            plugin_lib=Path(plugin_lib) if plugin_lib else None,
+            block_masks=True,
+        )
         start = time.perf_counter()
-        _command(argv + (["--plugin-lib", plugin_lib] if plugin_lib else []))
+        build_engine(build)
         steps[f"build_{mode}"] = {"status": "ok", "seconds": time.perf_counter() - start}
         engines[mode] = engine
     return engines
 
 
-def _validate(checkpoint: Path, folder: Path, mode: str, engine, args, tolerances) -> dict:
+def _validate(checkpoint: Path, folder: Path, mode: str, engine, options: DemoOptions, tolerances) -> dict:
     from gsmlp.data.coco import resolve_dataset
     from gsmlp.model.loaders import load_detector
     from gsmlp.validation.session import build_report
@@ -80,12 +106,12 @@ def _validate(checkpoint: Path, folder: Path, mode: str, engine, args, tolerance
         folder / f"{mode}.onnx",
         resolve_dataset(VALIDATION_DATA, None),
         ["pytorch", "onnxruntime", "tensorrt"],
-        limit=args.val_images,
+        limit=options.limit,
         batch_size=1,
         engine=engine,
-        plugin_lib=args.plugin_lib,
+        plugin_lib=options.plugin_lib,
         tolerances=tolerances,
-        ort_op=args.ort_op,
+        ort_op=options.ort_op,
     )
 
 
@@ -125,50 +151,37 @@ def demo_markdown(report: dict) -> str:
     return text
 
 
-def run_demo(args: argparse.Namespace) -> dict:
+def run_demo(options: DemoOptions) -> dict:
     from gsmlp.io import atomic_directory, write_json_atomic
     from gsmlp.model.loaders import load_detector
     from gsmlp.validation.report_files import write_report_files
     from gsmlp.validation.tolerances import load_tolerances
 
     # Read before the long stages, so that a bad file fails in a second, not after calibration.
-    tolerances = load_tolerances(args.tolerances) if args.tolerances else None
-    out = Path(args.out)
+    tolerances = load_tolerances(options.tolerances) if options.tolerances else None
+    out = Path(options.out)
     steps: dict = {}
     started = time.perf_counter()
-    with atomic_directory(out, DEMO_OUTPUT, force=getattr(args, "force", False)) as folder:
+    with atomic_directory(out, DEMO_OUTPUT, force=options.force) as folder:
         checkpoint = folder / "checkpoint"
         start = time.perf_counter()
-        _command(
-            [
-                "calibrate",
-                "--model",
-                args.model,
-                "--data",
-                CALIBRATION_DATA,
-                "--max-images",
-                str(args.calib_images),
-            ]
-            + ["--method", "mgs", "--target-sparsity", str(args.target_sparsity)]
-            + ["--gate-steps", str(args.gate_steps), "--reservoir", str(RESERVOIR), "--out", str(checkpoint)]
-        )
+        _calibrate(options, checkpoint)
         steps["calibrate"] = {"status": "ok", "seconds": time.perf_counter() - start}
         # A static canvas that every preprocessed image fits: Deformable DETR cannot export dynamic shapes,
         # and a fixed size lets TensorRT build without an optimization profile.
-        edge = str(load_detector(str(checkpoint)).preprocess.longest_edge)
+        edge = load_detector(str(checkpoint)).preprocess.longest_edge
         for mode in ("dense", "gated"):
             start = time.perf_counter()
-            argv = ["export", "--model", str(checkpoint), "--out", str(folder / f"{mode}.onnx")]
-            _command(argv + ["--height", edge, "--width", edge] + (["--dense"] if mode == "dense" else []))
+            _export(checkpoint, folder / f"{mode}.onnx", mode, edge)
             steps[f"export_{mode}"] = {"status": "ok", "seconds": time.perf_counter() - start}
-        engines = _build_engines(folder, args.plugin_lib, steps)
+        engines = _build_engines(folder, options.plugin_lib, steps)
         modes = {}
         for mode in ("dense", "gated"):
             start = time.perf_counter()
-            modes[mode] = _validate(checkpoint, folder, mode, engines[mode], args, tolerances)
+            modes[mode] = _validate(checkpoint, folder, mode, engines[mode], options, tolerances)
             steps[f"validate_{mode}"] = {"status": "ok", "seconds": time.perf_counter() - start}
         steps["total_seconds"] = time.perf_counter() - started
-        report = _published(assemble_report(modes, steps, args.model), folder, out)
+        report = _published(assemble_report(modes, steps, options.model), folder, out)
         write_json_atomic(folder / "report.json", report)
         write_report_files(report, folder / "report.json", demo_markdown(report))
     return report

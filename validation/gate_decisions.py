@@ -24,24 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from gsmlp.exporter.op_identity import BLOCK_MASK_OUTPUT_PREFIX, OP_TYPE
+from gsmlp.exporter.node_names import module_path
 from gsmlp.model.gated_mlp import GatedSparseMLP, active_blocks
+from gsmlp.op_identity import BLOCK_MASK_OUTPUT_PREFIX
 
 if TYPE_CHECKING:  # backends imports this module: a runtime import would be circular
     from gsmlp.validation.backends import PyTorchBackend
-
-# The exporter traces the detector as the attribute `detector` of a wrapper module.
-_TRACE_ROOT = "detector"
-
-
-def module_path(node_name: str) -> str | None:
-    """'/detector/model/encoder/layers.0/mlp/GatedSparseMLP' -> 'model.encoder.layers.0.mlp'."""
-    parts = node_name.strip("/").split("/")
-    if len(parts) < 3 or parts[0] != _TRACE_ROOT or parts[-1] != OP_TYPE:
-        return None
-    return ".".join(parts[1:-1])
 
 
 def split_block_masks(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -91,25 +80,6 @@ def pinned(
             meter.enabled = was
 
 
-def surviving_blocks(layer: GatedSparseMLP) -> torch.Tensor | None:
-    """The module's blocks that SIBS folding kept, in order (None: all of them); see exporter/fold.py."""
-    if layer.keep_mask is None:
-        return None
-    keep = F.pad(layer.keep_mask.bool(), (0, layer.num_blocks * layer.block_size - layer.hidden))
-    return torch.nonzero(keep.view(layer.num_blocks, layer.block_size).any(-1)).flatten()
-
-
-def module_decisions(node_decisions: np.ndarray, num_blocks: int, kept: torch.Tensor | None) -> torch.Tensor:
-    """Exported-block decisions -> the module's `num_blocks`, given its `surviving_blocks` (a block SIBS
-    removed whole stays off)."""
-    exported = torch.from_numpy(node_decisions)
-    if kept is None:
-        return exported
-    full = torch.zeros((*exported.shape[:-1], num_blocks), dtype=torch.bool)
-    full[..., kept] = exported
-    return full
-
-
 class PinnedReference:
     """Re-runs the reference backend on one batch with another backend's gate decisions pinned."""
 
@@ -126,11 +96,7 @@ class PinnedReference:
         """
         model = self.reference.model
         layers = gated_modules(model, sorted(decisions))
-        kept = {path: surviving_blocks(layer) for path, layer in layers.items()}
-        other = {
-            path: module_decisions(decisions[path], layer.num_blocks, kept[path])
-            for path, layer in layers.items()
-        }
+        other = {path: torch.from_numpy(decisions[path]) for path in layers}
         own: dict[str, torch.Tensor] = {}
 
         def record_own(path: str):
@@ -148,12 +114,7 @@ class PinnedReference:
             for hook in hooks:
                 hook.remove()
         total = flipped = 0
-        for path, blocks in kept.items():
-            theirs, ours = (
-                (other[path], own[path])
-                if blocks is None
-                else (other[path][..., blocks], own[path][..., blocks])
-            )
-            total += theirs.numel()
-            flipped += int((theirs != ours).sum())
+        for path in layers:
+            total += other[path].numel()
+            flipped += int((other[path] != own[path]).sum())
         return outputs, {"decisions": total, "flipped": flipped}

@@ -1,9 +1,10 @@
 """Run the same preprocessed batches through every backend and compare each with the reference.
 
-The report format (extended, never forked, by later validation work):
+The report format written here (session.build_report adds the run's context: model, family, onnx, dtype,
+images, skipped_images, missing_images, reference; per backend implementation, ffn_sparsity, ffn_macs):
     backends: {name: {status: ok|skipped|failed, reason, metrics, latency_ms: {median, p90, batches}}}
-    parity:   {name: {delta_AP, max_abs_diff, pass, max_rel_diff, metrics_delta, outputs,
-                      detection_agreement, gate_decisions, tolerance}}
+    parity:   {name: {delta_AP, max_abs_diff, max_abs_diff_unpinned, max_rel_diff, pass, metrics_delta,
+                      outputs, detection_agreement, gate_decisions, tolerance}}
     pass:     every non-reference backend that ran passed, and none failed
 """
 

@@ -70,15 +70,12 @@ def _gated_modes(model: torch.nn.Module) -> dict[GatedSparseMLP, str]:
 
 
 def _pytorch_variants(model: torch.nn.Module) -> tuple[Variants, str]:
-    from gsmlp import kernels
+    from gsmlp.model import kernel_hook
     from gsmlp.validation.backends import PyTorchBackend
 
     modes = _gated_modes(model)
-    try:
-        served = kernels.install(model)
-        implementation = "gsmlp CPU kernel" if served else "PyTorch reference (kernels not built)"
-    except GsmlpError:  # a SIBS keep-mask: the kernel has no keep-mask input
-        implementation = "PyTorch reference (SIBS keep-masks; the kernel serves exported files only)"
+    served = kernel_hook.install(model)
+    implementation = "gsmlp CPU kernel" if served else "PyTorch reference (kernels not built)"
     backend = PyTorchBackend(model)
 
     def run_in(mode: str | None):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gsmlp.io import atomic_path, write_text_atomic
+from gsmlp.io import write_text_atomic
 from gsmlp.paths import json_output
+from gsmlp.plots import png_figure
 
 # An existing --report is replaced only if it is one of these (the demo's report.json is one too).
 VALIDATE_REPORT = json_output("a report written by gsmlp validate", ("backends", "parity", "pass"))
@@ -115,17 +116,8 @@ def report_markdown(report: dict) -> str:
 
 
 def _plot(path: Path, draw) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4))
-    draw(axes)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
+    with png_figure(path) as axes:
+        draw(axes)
 
 
 def companion_paths(report_path: str | Path) -> tuple[Path, Path, Path]:

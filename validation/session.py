@@ -56,13 +56,11 @@ def tensorrt_backend(engine: str | Path | None, plugin_lib: str | Path | None):
     Missing TensorRT, pycuda or GPU is a property of this machine, so it skips; an engine that exists but
     will not load is a crash of the backend, so the error propagates and the backend is `failed`.
     """
-    from gsmlp.runtime.trt_common import import_pycuda, import_tensorrt
+    from gsmlp.runtime.trt_common import tensorrt_missing
 
-    try:
-        import_tensorrt()
-        import_pycuda()
-    except GsmlpError as exc:
-        return str(exc)
+    missing = tensorrt_missing()
+    if missing:
+        return missing
     if engine is None:
         return "no --engine given (build one with `gsmlp build`)"
     from gsmlp.runtime.trt_runner import TensorRTRunner

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gsmlp.text_table import align
+
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(float(value), digits)
@@ -13,7 +15,7 @@ def table_rows(reports: Mapping[str, dict]) -> list[dict]:
     """reports: mode (dense, gated) -> a `gsmlp validate` report. One row per (backend, mode).
 
     Sparsity and MAC ratio are PyTorch's measurements; the exported graphs compute the same gates, so the
-    other backends' rows show them too, marked `measured_by`, and are None where PyTorch did not run.
+    other backends' rows repeat them (None where the row's backend or PyTorch did not run).
     """
     rows = []
     for mode, report in reports.items():
@@ -72,8 +74,7 @@ def format_table(rows: list[dict]) -> str:
     cells = [[title for _, title, _ in COLUMNS]]
     for row in rows:
         cells.append(["-" if row[key] is None else fmt.format(row[key]) for key, _, fmt in COLUMNS])
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in cells]
+    lines, widths = align(cells)
     lines.insert(1, "  ".join("-" * width for width in widths))
     notes = sorted(
         {f"{row['backend']} {row['status']}: {row['reason']}" for row in rows if row["status"] != "ok"}

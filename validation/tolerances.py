@@ -1,7 +1,8 @@
 """Parity tolerances per backend and dtype: built-in defaults, overridable by a TOML file (--tolerances).
 
 The file's format (docs/VALIDATION.md): tables named [BACKEND.DTYPE], BACKEND being a backend name or
-`default` (every backend), each with delta_ap and/or max_abs_diff. A key not given keeps its built-in value.
+`default` (every backend), each with any of delta_ap, max_abs_diff and max_gate_flip_rate (KEYS). A key not
+given keeps its built-in value.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ from gsmlp.args import (
     BLOCK_SIZE,
     POSITIVE,
     THREADS,
+    DeprecatedSpelling,
     Range,
+    add_data_arguments,
     add_force_argument,
     check_ranges,
     data_inputs,
@@ -96,16 +98,11 @@ def _add_model_arguments(model: argparse.ArgumentParser) -> None:
         "--model", required=True, metavar="GATED_CKPT", help="a gated checkpoint (gsmlp calibrate)"
     )
     model.add_argument("--report", required=True, metavar="FILE.json", help="where to write the JSON")
-    model.add_argument(
-        "--data", default="shapes-val", metavar="D",
-        help="a generated split or a COCO instances JSON (with --images); default shapes-val",
-    )  # fmt: skip
-    model.add_argument("--images", metavar="DIR", help="the image folder of a JSON --data")
+    add_data_arguments(model, what="images to time", required=False, default="shapes-val", limit=20)
     model.add_argument(
         "--backends", default="pytorch,onnxruntime", metavar="LIST",
         help="comma list of pytorch, onnxruntime (default: both)",
     )  # fmt: skip
-    model.add_argument("--limit", type=int, default=20, metavar="N", help="images to run (default 20)")
     model.add_argument(
         "--warmup", type=int, default=2, metavar="N", help="first images not timed (default 2)"
     )
@@ -162,8 +159,10 @@ def _add_ffn_arguments(ffn: argparse.ArgumentParser) -> None:
         "--data", metavar="DIR", help="with --masks-from: a folder of images (searched recursively)"
     )
     ffn.add_argument(
-        "--images", type=int, default=2, metavar="N", help="with --masks-from: images to run (default 2)"
+        "--limit", type=int, default=2, metavar="N", help="with --masks-from: images to run (default 2)"
     )
+    # --images was this command's count in the previous release; elsewhere --images is a folder.
+    ffn.add_argument("--images", type=int, dest="limit", action=DeprecatedSpelling, help=argparse.SUPPRESS)
     ffn.add_argument(
         "--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
         help="pytorch: the torch op vs torch's dense FFN (default); onnxruntime: the op library vs ONNX "
@@ -188,10 +187,10 @@ def _floats(text: str, option: str) -> list[float]:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from gsmlp.kernels.bench import SHAPES
+    from gsmlp.validation.ffn_bench import SHAPES
 
     check_ranges(args, {"repeat": POSITIVE, "warmup": Range(0), "block_size": BLOCK_SIZE,
-                        "rank": Range(1, 4096), "images": POSITIVE, "threads": THREADS})  # fmt: skip
+                        "rank": Range(1, 4096), "limit": POSITIVE, "threads": THREADS})  # fmt: skip
     unknown = [s for s in args.shapes.split(",") if s not in SHAPES]
     if unknown:
         raise GsmlpError(f"--shapes: unknown {unknown[0]!r}; choose from {', '.join(SHAPES)}")
@@ -235,12 +234,12 @@ def _cpu_model() -> str:
 
 
 def _run_onnxruntime(args: argparse.Namespace, threads: int) -> list:
-    from gsmlp.kernels import bench_onnxruntime
+    from gsmlp.validation import ffn_bench_onnxruntime
 
-    bench_onnxruntime.check_runnable()
+    ffn_bench_onnxruntime.check_runnable()
     shapes, sparsities = args.shapes.split(","), _floats(args.sparsity, "--sparsity")
     with tqdm(total=len(shapes) * len(sparsities), desc="bench ffn (onnxruntime)", unit="case") as bar:
-        return bench_onnxruntime.synthetic_cases(
+        return ffn_bench_onnxruntime.synthetic_cases(
             dtype=args.dtype, threads=threads, repeat=args.repeat, warmup=args.warmup,
             block_size=args.block_size, rank=args.rank, shapes=shapes, sparsities=sparsities,
             progress=lambda _: bar.update(), threading=args.ort_threading,
@@ -306,11 +305,11 @@ def print_model_table(report: dict) -> None:
 
 
 def _run_ffn(args: argparse.Namespace) -> int:
-    from gsmlp.kernels import bench, recorded
+    from gsmlp.validation import ffn_bench, ffn_inputs
 
     _check(args)
-    device, dtype = torch.device(args.device), bench.DTYPES[args.dtype]
-    bench.check_runnable(device, dtype)
+    device, dtype = torch.device(args.device), ffn_bench.DTYPES[args.dtype]
+    ffn_bench.check_runnable(device, dtype)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -318,10 +317,10 @@ def _run_ffn(args: argparse.Namespace) -> int:
     if args.backend == "onnxruntime":
         cases = _run_onnxruntime(args, threads)
     elif args.masks_from:
-        layers = recorded.record_from_checkpoint(args.masks_from, args.data, args.images)
+        layers = ffn_inputs.record_from_checkpoint(args.masks_from, args.data, args.limit)
         bar = tqdm(layers, desc="bench ffn (recorded)", unit="layer")
         cases = [
-            bench.measure(
+            ffn_bench.measure(
                 r.name,
                 r.layer.to(device, dtype),
                 r.inputs.to(device, dtype),
@@ -333,7 +332,7 @@ def _run_ffn(args: argparse.Namespace) -> int:
     else:
         shapes, sparsities = args.shapes.split(","), _floats(args.sparsity, "--sparsity")
         with tqdm(total=len(shapes) * len(sparsities), desc="bench ffn", unit="case") as bar:
-            cases = bench.synthetic_cases(
+            cases = ffn_bench.synthetic_cases(
                 device=device, dtype=dtype, block_size=args.block_size, rank=args.rank, shapes=shapes,
                 sparsities=sparsities, progress=lambda _: bar.update(), **timing,
             )  # fmt: skip

@@ -10,13 +10,21 @@ from gsmlp.args import (
     MAX_SEED,
     POSITIVE,
     Range,
+    add_data_arguments,
     add_force_argument,
     add_model_argument,
     check_ranges,
     data_inputs,
+    field_defaults,
+    from_args,
     model_input,
 )
 from gsmlp.calibration.choices import DEFAULT_SWEEP, GATE_LAYERS, LABELS, METHODS, ORDERINGS
+from gsmlp.calibration.options import DEFAULT_TARGET_SPARSITY, CalibrationJob, CalibrationOptions
+
+# Every default comes from the option dataclasses the library takes (one home for each).
+METHOD = CalibrationOptions()
+JOB = field_defaults(CalibrationJob)
 
 HELP = "SIBS static indicators and MGS micro-gates -> gated checkpoint"
 DESCRIPTION = """\
@@ -42,65 +50,75 @@ Examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--data", required=True, help="calibration images: shapes-train, shapes-val or a COCO JSON"
-    )
-    data.add_argument("--images", metavar="DIR", help="image folder of a COCO JSON --data")
-    data.add_argument(
-        "--max-images", type=int, default=500, metavar="N", help="calibration images (default 500)"
-    )
-    data.add_argument("--eval-data", metavar="E", help="measure AP dense and gated on this data set")
-    data.add_argument("--eval-images", metavar="DIR", help="image folder of a COCO JSON --eval-data")
-    data.add_argument("--eval-max-images", type=int, metavar="N", help="evaluate on at most N images")
+    add_data_arguments(parser, what="calibration images", limit=JOB["limit"], old_limits=("--max-images",))
+    add_data_arguments(
+        parser, prefix="eval-", what="measure AP dense and gated on", required=False,
+        old_limits=("--eval-max-images",),
+    )  # fmt: skip
     method = parser.add_argument_group("method")
-    method.add_argument("--method", choices=METHODS, default="sibs+mgs", help="default: sibs+mgs")
+    method.add_argument("--method", choices=METHODS, default=METHOD.method, help=f"default: {METHOD.method}")
     method.add_argument("--analyze-only", action="store_true", help="write statistics and analysis, no gates")
     method.add_argument(
         "--epsilon",
         type=float,
-        default=0.0,
+        default=METHOD.epsilon,
         metavar="E",
-        help="SIBS: drop neurons firing on <= this fraction of calibration tokens (default 0: never fired)",
+        help="SIBS: drop neurons firing on <= this fraction of calibration tokens "
+        f"(default {METHOD.epsilon:g}: never fired)",
     )
     target = method.add_mutually_exclusive_group()
     target.add_argument(
         "--target-sparsity",
         type=float,
         metavar="S",
-        help="MGS: fraction of the dense FFN's neurons skipped per token (default 0.9 if no --target-recall)",
+        help="MGS: fraction of the dense FFN's neurons skipped per token "
+        f"(default {DEFAULT_TARGET_SPARSITY} if no --target-recall)",
     )
     target.add_argument(
         "--target-recall", type=float, metavar="R", help="MGS: fraction of firing neurons that stay computed"
     )
-    method.add_argument("--rank", type=int, default=16, metavar="R", help="MGS gate rank (default 16)")
+    method.add_argument(
+        "--rank", type=int, default=METHOD.rank, metavar="R", help=f"MGS gate rank (default {METHOD.rank})"
+    )
     method.add_argument(
         "--ordering",
         choices=ORDERINGS,
-        default="coactivation",
-        help="neuron permutation (default coactivation)",
+        default=METHOD.ordering,
+        help=f"neuron permutation (default {METHOD.ordering})",
     )
     method.add_argument(
         "--labels",
         choices=LABELS,
-        default="magnitude",
-        help="gate labels (default magnitude: see docs/CALIBRATION.md)",
+        default=METHOD.labels,
+        help=f"gate labels (default {METHOD.labels}: see docs/CALIBRATION.md)",
     )
     method.add_argument(
-        "--gate-layers", choices=GATE_LAYERS, default="all", help="FFNs that get a gate (default all)"
+        "--gate-layers",
+        choices=GATE_LAYERS,
+        default=METHOD.gate_layers,
+        help=f"FFNs that get a gate (default {METHOD.gate_layers})",
     )
     method.add_argument(
-        "--gate-steps", type=int, default=600, metavar="N", help="Adam steps per gate (default 600)"
+        "--gate-steps",
+        type=int,
+        default=METHOD.gate_steps,
+        metavar="N",
+        help=f"Adam steps per gate (default {METHOD.gate_steps})",
     )
     method.add_argument(
-        "--reservoir", type=int, default=20000, metavar="N", help="recorded tokens per FFN (default 20000)"
+        "--reservoir",
+        type=int,
+        default=JOB["reservoir"],
+        metavar="N",
+        help=f"recorded tokens per FFN (default {JOB['reservoir']})",
     )
     method.add_argument(
         "--threshold-passes",
         type=int,
-        default=1,
+        default=METHOD.threshold_passes,
         metavar="N",
-        help="re-fit thresholds on the inputs of the gated model, N passes over the images (default 1)",
+        help="re-fit thresholds on the inputs of the gated model, N passes over the images "
+        f"(default {METHOD.threshold_passes})",
     )
     method.add_argument(
         "--sweep",
@@ -108,7 +126,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --eval-data: comma-separated target sparsities (MGS) or epsilons (SIBS) for the AP-vs-"
         f"sparsity curve; '' for none (defaults: MGS {DEFAULT_SWEEP['mgs']}, SIBS {DEFAULT_SWEEP['sibs']})",
     )
-    method.add_argument("--seed", type=int, default=0, help="reservoir sampling and gate training seed")
+    method.add_argument(
+        "--seed", type=int, default=METHOD.seed, help="reservoir sampling and gate training seed"
+    )
     parser.add_argument(
         "--out",
         required=True,
@@ -121,8 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 RANGES = {
     "block_size": BLOCK_SIZE,
-    "max_images": POSITIVE,
-    "eval_max_images": POSITIVE,
+    "limit": POSITIVE,
+    "eval_limit": POSITIVE,
     "epsilon": Range(0.0, 1.0, high_open=True),
     "target_sparsity": FRACTION,
     "target_recall": FRACTION,
@@ -134,22 +154,36 @@ RANGES = {
 }
 
 
-def check_args(args: argparse.Namespace) -> None:
+def job_from_args(args: argparse.Namespace) -> CalibrationJob:
+    target_sparsity = args.target_sparsity
+    if target_sparsity is None and args.target_recall is None:
+        target_sparsity = DEFAULT_TARGET_SPARSITY
+    method = from_args(CalibrationOptions, args, target_sparsity=target_sparsity)
+    return from_args(CalibrationJob, args, method=method)
+
+
+def check_args(args: argparse.Namespace) -> CalibrationJob:
     """Numbers in range and every output path safe to write, before a model is loaded."""
-    from gsmlp.calibration.workflow import CALIBRATE_OUTPUT, sweep_values
+    from gsmlp.calibration.workflow import CALIBRATE_OUTPUT, check_job
     from gsmlp.paths import OutputPlan
 
     check_ranges(args, RANGES)
-    sweep_values(args)
+    job = job_from_args(args)
+    check_job(job)
     plan = OutputPlan(force=args.force)
     plan.folder(args.out, "--out", CALIBRATE_OUTPUT)
     inputs = {"--model": model_input(args.model), **data_inputs(args.data, args.images)}
     plan.check({**inputs, **data_inputs(args.eval_data, args.eval_images, prefix="eval-")})
+    return job
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the workflow needs torch and transformers, `gsmlp --help` needs neither.
-    from gsmlp.calibration.workflow import calibrate_from_args
+    from gsmlp.calibration.workflow import calibrate
 
-    check_args(args)
-    return calibrate_from_args(args)
+    written = calibrate(check_args(args))
+    if written == "analysis":
+        print(f"wrote the activation analysis to {args.out}")
+    else:
+        print(f"wrote the gated checkpoint and calibration report to {args.out}")
+    return 0

@@ -7,22 +7,27 @@ import sys
 
 from gsmlp.args import (
     POSITIVE,
+    DeprecatedSpelling,
     Range,
     add_force_argument,
     add_ort_op_argument,
     check_ranges,
     data_inputs,
+    from_args,
     model_input,
 )
+from gsmlp.validation.demo import DemoOptions
+
+DEFAULTS = DemoOptions()  # the library's defaults are the command's
 
 HELP = "the main job: calibrate, export, build, validate on the built-in model"
 DESCRIPTION = """\
 Everything gsmlp does, on one small model, in one command (under a minute on a quiet 2-core CPU):
 
-  1. calibrate MGS gates on shapes-train (--calib-images images)      -> DIR/checkpoint/
+  1. calibrate MGS gates on shapes-train (--calib-limit images)       -> DIR/checkpoint/
   2. export the dense and the gated detector to ONNX                    -> DIR/dense.onnx, DIR/gated.onnx
   3. build dense and gated TensorRT engines, if TensorRT and a GPU are present (else the reason is recorded)
-  4. validate every backend (pytorch, onnxruntime, tensorrt) on shapes-val (--val-images), dense and gated
+  4. validate every backend (pytorch, onnxruntime, tensorrt) on shapes-val (--limit images), dense and gated
   5. print one table, backend x {dense, gated}: AP, FFN sparsity, FFN MAC ratio, latency, parity
 
 DIR/report.json follows the `gsmlp validate` format (backends, parity, pass for the gated model) and adds
@@ -33,44 +38,48 @@ The exit status is 1 when a backend fails parity or crashes.
 
 examples:
   gsmlp demo --out runs/demo
-  gsmlp demo --model deformable-detr-small --out runs/demo-deformable --val-images 20
+  gsmlp demo --model deformable-detr-small --out runs/demo-deformable --limit 20
   ./scripts/demo.sh --out runs/demo          (creates .venv first, then runs this)
 """
-
-MODES = ("dense", "gated")
-BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", default="detr-small", help="a built-in or dense detector to gate (default: %(default)s)"
+        "--model", default=DEFAULTS.model, help="a built-in or dense detector to gate (default: %(default)s)"
     )
     parser.add_argument(
-        "--out", default="runs/demo", metavar="DIR", help="output folder (default: %(default)s)"
+        "--out", default=str(DEFAULTS.out), metavar="DIR", help="output folder (default: %(default)s)"
     )
     parser.add_argument(
-        "--calib-images",
+        "--calib-limit",
         type=int,
-        default=64,
+        default=DEFAULTS.calib_limit,
         metavar="N",
-        help="shapes-train images to calibrate on (default: 64)",
+        help="shapes-train images to calibrate on (default: %(default)s)",
     )
     parser.add_argument(
-        "--val-images",
+        "--limit",
         type=int,
-        default=50,
+        default=DEFAULTS.limit,
         metavar="N",
-        help="shapes-val images to validate on (default: 50)",
+        help="shapes-val images to validate on (default: %(default)s)",
     )
+    # The spellings of the previous release, one idea named like every other command's --limit.
+    for old, dest in (("--calib-images", "calib_limit"), ("--val-images", "limit")):
+        parser.add_argument(old, type=int, dest=dest, action=DeprecatedSpelling, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--target-sparsity", type=float, default=0.9, metavar="S", help="MGS target sparsity (default: 0.9)"
+        "--target-sparsity",
+        type=float,
+        default=DEFAULTS.target_sparsity,
+        metavar="S",
+        help="MGS target sparsity (default: %(default)s)",
     )
     parser.add_argument(
         "--gate-steps",
         type=int,
-        default=200,
+        default=DEFAULTS.gate_steps,
         metavar="N",
-        help="Adam steps per gate (default: 200, kept short)",
+        help="Adam steps per gate (default: %(default)s, kept short)",
     )
     parser.add_argument(
         "--tolerances", metavar="FILE.toml", help="parity tolerances (format: docs/VALIDATION.md)"
@@ -87,7 +96,7 @@ def check_args(args: argparse.Namespace) -> None:
     from gsmlp.paths import OutputPlan, require_file
     from gsmlp.validation.demo import CALIBRATION_DATA, DEMO_OUTPUT, VALIDATION_DATA
 
-    check_ranges(args, {"calib_images": POSITIVE, "val_images": POSITIVE, "gate_steps": POSITIVE,
+    check_ranges(args, {"calib_limit": POSITIVE, "limit": POSITIVE, "gate_steps": POSITIVE,
                         "target_sparsity": Range(0.0, 1.0, low_open=True, high_open=True)})  # fmt: skip
     for option, path in (("--tolerances", args.tolerances), ("--plugin-lib", args.plugin_lib)):
         if path is not None:
@@ -108,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     check_args(args)
     if args.ort_op == "auto" and op_library() is None:
         print(library_status())
-    report = run_demo(args)
+    options = from_args(DemoOptions, args)
+    report = run_demo(options)
     print(format_table(report["table"]))
     print(f"report: {args.out}/report.json  ({'pass' if report['pass'] else 'FAIL'})")
     if not report["pass"]:

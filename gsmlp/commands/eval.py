@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+import textwrap
 import time
 
 import torch
@@ -14,6 +15,7 @@ from gsmlp.args import (
     BLOCK_SIZE,
     POSITIVE,
     THREADS,
+    add_data_arguments,
     add_force_argument,
     add_model_argument,
     check_ranges,
@@ -25,6 +27,7 @@ from gsmlp.data.coco import CocoDataset, resolve_dataset
 from gsmlp.data.evaluate import coco_metrics, detect, format_metrics
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_json_atomic
+from gsmlp.model.zoo import ACCEPTED_FORMS
 from gsmlp.paths import OutputPlan, json_output
 
 HELP = "evaluate a detector with COCO metrics and FFN sparsity"
@@ -32,15 +35,14 @@ DESCRIPTION = """\
 Run a detector over a dataset, score its boxes with pycocotools (AP, AP50, AP75, APs, APm, APl in
 points 0-100) and measure how many FFN hidden neurons each encoder and decoder layer skipped.
 
---model takes a Hugging Face DETR / Deformable DETR folder, a facebookresearch/detr .pth, a gsmlp gated
-checkpoint folder, or a built-in name (detr-small, deformable-detr-small).
+{forms}
 --data takes a generated split (shapes-train, shapes-val: made on first use in $GSMLP_CACHE, default
 ~/.cache/gsmlp/datasets) or a COCO instances JSON together with --images DIR.
 
 Modes (how each FFN runs):
   dense   the original model, every neuron computed
-  static  only the neurons the SIBS keep-mask keeps (needs a gated checkpoint)
-  gated   keep-mask and MGS micro-gates (needs a gated checkpoint)
+  static  the SIBS-pruned FFNs, every remaining neuron computed (needs a gated checkpoint)
+  gated   the SIBS-pruned FFNs with their MGS micro-gates (needs a gated checkpoint)
   oracle  exactly the blocks that hold a non-zero activation: the bound any gate can reach
 
 Timing: model ms per image, and how much of it the FFNs take (timing.ffn_share in the report). That share
@@ -51,18 +53,16 @@ Examples:
   gsmlp eval --model detr-small --data shapes-val
   gsmlp eval --model runs/detr-small-mgs --data shapes-val --mode gated --report runs/eval.json
   gsmlp eval --model my-detr/ --data annotations/instances_val2017.json --images val2017/ --limit 50
-"""
+""".format(forms=textwrap.fill(f"--model takes {ACCEPTED_FORMS}.", 105))
 MODES = ("dense", "static", "gated", "oracle")
 EVAL_REPORT = json_output("a report written by gsmlp eval", ("metrics", "ffn_sparsity", "timing"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("--data", required=True, help="shapes-train, shapes-val, or a COCO instances JSON")
-    parser.add_argument("--images", help="image folder of a JSON --data")
+    add_data_arguments(parser, what="images to evaluate")
     parser.add_argument("--mode", choices=MODES, default="dense", help="how the FFNs run (default: dense)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N images (in image-id order)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--report", metavar="FILE.json", help="write the JSON report here (atomically)")
     add_force_argument(parser)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from gsmlp.args import BLOCK_SIZE, add_model_argument, check_ranges, load_model_from_args
 from gsmlp.runtime.ort_session import library_status
+from gsmlp.text_table import align
 
 if TYPE_CHECKING:
     from gsmlp.model.loaders import LoadedDetector
@@ -42,8 +43,7 @@ def layer_rows(detector: LoadedDetector) -> list[tuple[str, ...]]:
 
 
 def format_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in [header, *rows]]
+    lines, _ = align([header, *rows])
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -10,6 +10,7 @@ from gsmlp.args import (
     BATCH,
     BLOCK_SIZE,
     POSITIVE,
+    add_data_arguments,
     add_force_argument,
     add_model_argument,
     add_ort_op_argument,
@@ -56,15 +57,9 @@ KNOWN_BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
+    add_data_arguments(parser, what="images to validate on")
     group = parser.add_argument_group("validation")
     group.add_argument("--onnx", required=True, metavar="FILE.onnx", help="the file `gsmlp export` wrote")
-    group.add_argument(
-        "--data",
-        required=True,
-        metavar="D",
-        help="a generated split (shapes-train, shapes-val) or a COCO instances JSON (with --images)",
-    )
-    group.add_argument("--images", metavar="DIR", help="the image folder of a JSON --data")
     group.add_argument(
         "--backends",
         default="pytorch,onnxruntime",
@@ -87,7 +82,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="parity tolerances per backend and dtype (format: docs/VALIDATION.md; default: built-in)",
     )
     add_ort_op_argument(group)
-    group.add_argument("--limit", type=int, metavar="N", help="only the first N images")
     group.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per batch (default: 1)")
     group.add_argument(
         "--report",

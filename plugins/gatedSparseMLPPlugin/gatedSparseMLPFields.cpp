@@ -75,6 +75,89 @@ std::string checkText(PluginField const& field, char const* expected)
     return "";
 }
 
+// One scalar field of `type` copied into `value`, or the message of checkScalar.
+template <typename T>
+std::string readScalar(PluginField const& field, PluginFieldType type, T& value)
+{
+    std::string const error = checkScalar(field, type);
+    if (error.empty())
+    {
+        std::memcpy(&value, field.data, sizeof(T));
+    }
+    return error;
+}
+
+std::string readBlockSize(PluginField const& field, GatedSparseMLPParams& parsed)
+{
+    std::string const error = readScalar(field, PluginFieldType::kINT32, parsed.blockSize);
+    if (error.empty() && parsed.blockSize < 1)
+    {
+        return "field block_size must be >= 1, got " + std::to_string(parsed.blockSize);
+    }
+    return error;
+}
+
+std::string readThreshold(PluginField const& field, GatedSparseMLPParams& parsed)
+{
+    std::string const error = readScalar(field, PluginFieldType::kFLOAT32, parsed.threshold);
+    // A NaN threshold would silently make every block active; +-Inf are legitimate extremes.
+    return error.empty() && std::isnan(parsed.threshold) ? "field threshold is NaN" : error;
+}
+
+std::string readBlockMaskOutput(PluginField const& field, GatedSparseMLPParams& parsed)
+{
+    std::string const error = readScalar(field, PluginFieldType::kINT32, parsed.blockMaskOutput);
+    if (error.empty() && parsed.blockMaskOutput != 0 && parsed.blockMaskOutput != 1)
+    {
+        return "field block_mask_output must be 0 or 1, got " + std::to_string(parsed.blockMaskOutput);
+    }
+    return error;
+}
+
+std::string readPluginVersion(PluginField const& field, GatedSparseMLPParams& /*parsed*/)
+{
+    return checkText(field, kPLUGIN_VERSION);
+}
+
+std::string readPluginNamespace(PluginField const& field, GatedSparseMLPParams& /*parsed*/)
+{
+    return checkText(field, kPLUGIN_NAMESPACE);
+}
+
+// One row per field the plugin reads: its name, whether it may be given only once, the message when a
+// required field is absent (nullptr: optional), and how it is read into the parameters ("" or a message).
+struct FieldHandler
+{
+    char const* name;
+    bool once;
+    char const* missing;
+    std::string (*read)(PluginField const& field, GatedSparseMLPParams& parsed);
+};
+
+constexpr FieldHandler kFIELD_HANDLERS[]{
+    {kFIELD_BLOCK_SIZE, true, "field block_size is missing (the INT attribute block_size of the ONNX node)",
+        readBlockSize},
+    {kFIELD_THRESHOLD, true, "field threshold is missing (the FLOAT attribute threshold of the ONNX node)",
+        readThreshold},
+    {kFIELD_BLOCK_MASK_OUTPUT, true, nullptr, readBlockMaskOutput},
+    // The ONNX parser passes the node's plugin_version/plugin_namespace attributes along as fields.
+    {"plugin_version", false, nullptr, readPluginVersion},
+    {"plugin_namespace", false, nullptr, readPluginNamespace},
+};
+constexpr size_t kNB_FIELD_HANDLERS{sizeof(kFIELD_HANDLERS) / sizeof(kFIELD_HANDLERS[0])};
+
+FieldHandler const* findHandler(char const* name)
+{
+    for (FieldHandler const& handler : kFIELD_HANDLERS)
+    {
+        if (std::strcmp(name, handler.name) == 0)
+        {
+            return &handler;
+        }
+    }
+    return nullptr;
+}
+
 } // namespace
 
 std::string parseFields(nvinfer1::PluginFieldCollection const* fields, GatedSparseMLPParams& params)
@@ -87,9 +170,7 @@ std::string parseFields(nvinfer1::PluginFieldCollection const* fields, GatedSpar
     {
         return "the field collection is malformed (" + std::to_string(fields->nbFields) + " fields, no array)";
     }
-    bool haveBlockSize{false};
-    bool haveThreshold{false};
-    bool haveBlockMaskOutput{false};
+    bool seen[kNB_FIELD_HANDLERS]{};
     GatedSparseMLPParams parsed{};
     for (int32_t i = 0; i < fields->nbFields; ++i)
     {
@@ -98,84 +179,30 @@ std::string parseFields(nvinfer1::PluginFieldCollection const* fields, GatedSpar
         {
             return "field #" + std::to_string(i) + " has no name";
         }
-        std::string error;
-        if (std::strcmp(field.name, kFIELD_BLOCK_SIZE) == 0)
+        FieldHandler const* handler = findHandler(field.name);
+        if (handler == nullptr)
         {
-            if (haveBlockSize)
-            {
-                return "field block_size is given twice";
-            }
-            haveBlockSize = true;
-            error = checkScalar(field, PluginFieldType::kINT32);
-            if (error.empty())
-            {
-                std::memcpy(&parsed.blockSize, field.data, sizeof(int32_t));
-                if (parsed.blockSize < 1)
-                {
-                    error = "field block_size must be >= 1, got " + std::to_string(parsed.blockSize);
-                }
-            }
-        }
-        else if (std::strcmp(field.name, kFIELD_THRESHOLD) == 0)
-        {
-            if (haveThreshold)
-            {
-                return "field threshold is given twice";
-            }
-            haveThreshold = true;
-            error = checkScalar(field, PluginFieldType::kFLOAT32);
-            if (error.empty())
-            {
-                std::memcpy(&parsed.threshold, field.data, sizeof(float));
-                // A NaN threshold would silently make every block active; +-Inf are legitimate extremes.
-                if (std::isnan(parsed.threshold))
-                {
-                    error = "field threshold is NaN";
-                }
-            }
-        }
-        else if (std::strcmp(field.name, kFIELD_BLOCK_MASK_OUTPUT) == 0)
-        {
-            if (haveBlockMaskOutput)
-            {
-                return "field block_mask_output is given twice";
-            }
-            haveBlockMaskOutput = true;
-            error = checkScalar(field, PluginFieldType::kINT32);
-            if (error.empty())
-            {
-                std::memcpy(&parsed.blockMaskOutput, field.data, sizeof(int32_t));
-                if (parsed.blockMaskOutput != 0 && parsed.blockMaskOutput != 1)
-                {
-                    error = "field block_mask_output must be 0 or 1, got " + std::to_string(parsed.blockMaskOutput);
-                }
-            }
-        }
-        else if (std::strcmp(field.name, "plugin_version") == 0)
-        {
-            error = checkText(field, kPLUGIN_VERSION);
-        }
-        else if (std::strcmp(field.name, "plugin_namespace") == 0)
-        {
-            error = checkText(field, kPLUGIN_NAMESPACE);
-        }
-        else
-        {
-            error = std::string("unknown field ") + field.name
+            return std::string("unknown field ") + field.name
                 + " (GatedSparseMLP takes block_size, threshold, block_mask_output, plugin_version, plugin_namespace)";
         }
+        bool& wasSeen = seen[handler - kFIELD_HANDLERS];
+        if (handler->once && wasSeen)
+        {
+            return std::string("field ") + handler->name + " is given twice";
+        }
+        wasSeen = true;
+        std::string const error = handler->read(field, parsed);
         if (!error.empty())
         {
             return error;
         }
     }
-    if (!haveBlockSize)
+    for (size_t i = 0; i < kNB_FIELD_HANDLERS; ++i)
     {
-        return "field block_size is missing (the INT attribute block_size of the ONNX node)";
-    }
-    if (!haveThreshold)
-    {
-        return "field threshold is missing (the FLOAT attribute threshold of the ONNX node)";
+        if (kFIELD_HANDLERS[i].missing != nullptr && !seen[i])
+        {
+            return kFIELD_HANDLERS[i].missing;
+        }
     }
     params = parsed;
     return "";

@@ -9,16 +9,9 @@ namespace gsmlp::trt
 size_t workspaceForProfile(
     nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs, GatedSparseMLPParams const& params) noexcept
 {
-    if (inputs == nullptr || nbInputs != kNB_INPUTS)
-    {
-        return 0;
-    }
     nvinfer1::Dims maxDims[kNB_INPUTS];
-    for (int32_t i = 0; i < kNB_INPUTS; ++i)
-    {
-        maxDims[i] = inputs[i].max;
-    }
-    if (!checkInputDims(maxDims, nbInputs, params.blockSize).empty())
+    auto const profileMax = [](nvinfer1::DynamicPluginTensorDesc const& d) { return d.max; };
+    if (!gatherInputDims(inputs, nbInputs, params.blockSize, profileMax, maxDims).empty())
     {
         return 0;
     }
@@ -30,11 +23,8 @@ std::string runGatedSparseMLP(nvinfer1::PluginTensorDesc const* inputDesc, void 
     void* blockMask, void* workspace, GatedSparseMLPParams const& params, cudaStream_t stream)
 {
     nvinfer1::Dims dims[kNB_INPUTS];
-    for (int32_t i = 0; i < kNB_INPUTS; ++i)
-    {
-        dims[i] = inputDesc[i].dims;
-    }
-    std::string const error = checkInputDims(dims, kNB_INPUTS, params.blockSize);
+    auto const runtimeDims = [](nvinfer1::PluginTensorDesc const& d) { return d.dims; };
+    std::string const error = gatherInputDims(inputDesc, kNB_INPUTS, params.blockSize, runtimeDims, dims);
     if (!error.empty())
     {
         return error;

@@ -123,11 +123,9 @@ int32_t GatedSparseMLPPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc 
         for (int32_t pass = 0; error.empty() && pass < 2; ++pass)
         {
             Dims dims[kNB_INPUTS];
-            for (int32_t i = 0; i < kNB_INPUTS; ++i)
-            {
-                dims[i] = pass == 0 ? in[i].desc.dims : in[i].max;
-            }
-            error = checkInputDims(dims, nbInputs, mParams.blockSize);
+            auto const passDims = [pass](nvinfer1::DynamicPluginTensorDesc const& d)
+            { return pass == 0 ? d.desc.dims : d.max; };
+            error = gatherInputDims(in, nbInputs, mParams.blockSize, passDims, dims);
         }
         if (!error.empty())
         {
@@ -230,11 +228,8 @@ int32_t GatedSparseMLPPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in
         if (error.empty())
         {
             Dims dims[kNB_INPUTS];
-            for (int32_t i = 0; i < kNB_INPUTS; ++i)
-            {
-                dims[i] = in[i].dims;
-            }
-            error = checkInputDims(dims, nbInputs, mParams.blockSize);
+            auto const shapeDims = [](nvinfer1::PluginTensorDesc const& d) { return d.dims; };
+            error = gatherInputDims(in, nbInputs, mParams.blockSize, shapeDims, dims);
         }
         if (error.empty())
         {

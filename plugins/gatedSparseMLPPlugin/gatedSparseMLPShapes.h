@@ -35,6 +35,24 @@ constexpr int32_t kBLOCK_MASK{1}; //!< the index of output BlockMask
 //! of -1 (unknown while building) matches anything. Returns "" or a message naming the input and dimension.
 std::string checkInputDims(nvinfer1::Dims const* dims, int32_t nbInputs, int32_t blockSize);
 
+//! Gathers the 8 input dims from TensorRT's per-input descriptors (`dimsOf` picks the dims a caller checks:
+//! the network's, the profile's max, the runtime ones) into `dims`, and checks them (checkInputDims).
+//! Returns "" or a message; `descs` must hold nbInputs entries.
+template <typename Desc, typename DimsOf>
+std::string gatherInputDims(
+    Desc const* descs, int32_t nbInputs, int32_t blockSize, DimsOf dimsOf, nvinfer1::Dims (&dims)[kNB_INPUTS])
+{
+    if (descs == nullptr || nbInputs != kNB_INPUTS)
+    {
+        return "expected " + std::to_string(kNB_INPUTS) + " input descriptors, got " + std::to_string(nbInputs);
+    }
+    for (int32_t i = 0; i < kNB_INPUTS; ++i)
+    {
+        dims[i] = dimsOf(descs[i]);
+    }
+    return checkInputDims(dims, nbInputs, blockSize);
+}
+
 //! fp32 or fp16: the data types the kernel library computes.
 bool isSupportedType(nvinfer1::DataType type) noexcept;
 

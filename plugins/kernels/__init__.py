@@ -2,16 +2,16 @@
 
     from gsmlp import kernels
     kernels.available()          # the compiled library was found and loads
-    kernels.install(model)       # gated GatedSparseMLP layers now run the kernel (falls back if not built)
     y, active = torch.ops.gsmlp.gated_sparse_mlp(x, w1, b1, w2, b2, gd, gu, gb, block_size, threshold, 0)
 
 The library (libgsmlp_kernels.so, C ABI in include/gsmlp/gated_sparse_mlp.h) does not link libtorch; the
-TensorRT plugin links the same file.
+TensorRT plugin links the same file. This package knows tensors only: routing a model's GatedSparseMLP layers
+through the op is the model's business (gsmlp.model.kernel_hook), so nothing here imports the model.
 """
 
 from __future__ import annotations
 
-from gsmlp.kernels._install import install, module_kernel, uninstall
+from gsmlp.kernels._calls import pack_weights_ms
 from gsmlp.kernels._library import load, why_not_loaded
 from gsmlp.kernels._op import OP_NAME, gated_sparse_mlp
 
@@ -22,9 +22,8 @@ __all__ = [
     "cuda_available",
     "cuda_built",
     "gated_sparse_mlp",
-    "install",
-    "module_kernel",
-    "uninstall",
+    "load",
+    "pack_weights_ms",
     "why_not_loaded",
 ]
 

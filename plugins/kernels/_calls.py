@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import statistics
+import time
 import weakref
 
 import torch
@@ -141,3 +143,26 @@ def cuda_forward(lib: ctypes.CDLL, problem: L.Problem, tensors: L.Tensors, devic
         ctypes.byref(problem), ctypes.byref(tensors), workspace.data_ptr(), size, stream
     )
     check(lib, "gsmlp_cuda_forward", status)
+
+
+def pack_weights_ms(
+    x2d: torch.Tensor, weights: tuple, block_size: int, threshold: float, threads: int, repeat: int
+) -> float:
+    """Median ms of one gsmlp_cpu_pack_weights call: what a caller pays once per weight change.
+
+    weights: (w1, b1, w2, b2, gate_down, gate_up, gate_bias), torch Linear layout.
+    """
+    lib = L.load()
+    problem = make_problem(x2d, weights[0], block_size, weights[4].shape[0], threshold)
+    tensors = make_tensors(x2d, *weights, x2d, None)
+    size = lib.gsmlp_cpu_workspace_size(ctypes.byref(problem), threads)
+    workspace = torch.empty(size, dtype=torch.uint8)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        status = lib.gsmlp_cpu_pack_weights(
+            ctypes.byref(problem), ctypes.byref(tensors), workspace.data_ptr(), size, threads
+        )
+        times.append((time.perf_counter() - start) * 1e3)
+        check(lib, "gsmlp_cpu_pack_weights", status)
+    return statistics.median(times)

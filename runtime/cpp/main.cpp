@@ -172,9 +172,13 @@ std::vector<float> toFloat(std::vector<char> const& bytes, DataType type)
     return values;
 }
 
+// Owns one device allocation; freed on every path out of run(), early returns included.
 struct DeviceBuffer
 {
     void* ptr{nullptr};
+    DeviceBuffer() = default;
+    DeviceBuffer(DeviceBuffer const&) = delete;
+    DeviceBuffer& operator=(DeviceBuffer const&) = delete;
     ~DeviceBuffer()
     {
         if (ptr != nullptr)
@@ -184,144 +188,209 @@ struct DeviceBuffer
     }
 };
 
-int run(gsmlp::sample::Options const& options)
+// Owns the CUDA stream; destroyed on every path out of run(), early returns included.
+struct Stream
 {
-    Logger logger;
-    std::unique_ptr<IRuntime> runtime(createInferRuntime(logger));
-    if (!runtime)
+    cudaStream_t handle{};
+    bool created{false};
+    Stream() = default;
+    Stream(Stream const&) = delete;
+    Stream& operator=(Stream const&) = delete;
+    bool create()
+    {
+        created = cudaOk(cudaStreamCreate(&handle), "cudaStreamCreate");
+        return created;
+    }
+    ~Stream()
+    {
+        if (created)
+        {
+            cudaStreamDestroy(handle);
+        }
+    }
+};
+
+// The runtime, the engine and its execution context, destroyed in reverse order of creation.
+struct LoadedEngine
+{
+    std::unique_ptr<IRuntime> runtime;
+    std::unique_ptr<ICudaEngine> engine;
+    std::unique_ptr<IExecutionContext> context;
+};
+
+// The device buffer of every engine tensor, and the host copies of the outputs.
+struct Bindings
+{
+    std::map<std::string, DeviceBuffer> device;
+    std::map<std::string, std::vector<char>> hostOutputs;
+};
+
+bool loadEngine(gsmlp::sample::Options const& options, ILogger& logger, LoadedEngine& loaded)
+{
+    loaded.runtime.reset(createInferRuntime(logger));
+    if (!loaded.runtime)
     {
         std::fprintf(stderr, "error: TensorRT could not create a runtime\n");
-        return 1;
+        return false;
     }
-    if (runtime->getPluginRegistry().loadLibrary(options.pluginLib.c_str()) == nullptr)
+    if (loaded.runtime->getPluginRegistry().loadLibrary(options.pluginLib.c_str()) == nullptr)
     {
         std::fprintf(stderr, "error: could not load the plugin library %s\n", options.pluginLib.c_str());
-        return 1;
+        return false;
     }
     std::vector<char> plan;
     if (!readFile(options.engine, plan))
     {
         std::fprintf(stderr, "error: cannot read the engine %s\n", options.engine.c_str());
-        return 1;
+        return false;
     }
-    std::unique_ptr<ICudaEngine> engine(runtime->deserializeCudaEngine(plan.data(), plan.size()));
-    if (!engine)
+    loaded.engine.reset(loaded.runtime->deserializeCudaEngine(plan.data(), plan.size()));
+    if (!loaded.engine)
     {
         std::fprintf(stderr,
             "error: TensorRT could not deserialize %s (built by another TensorRT version or for another GPU? "
             "its .json says which)\n",
             options.engine.c_str());
-        return 1;
+        return false;
     }
-    std::unique_ptr<IExecutionContext> context(engine->createExecutionContext());
-    std::vector<char> image;
+    loaded.context.reset(loaded.engine->createExecutionContext());
+    if (!loaded.context)
+    {
+        std::fprintf(stderr, "error: TensorRT could not create an execution context\n");
+        return false;
+    }
+    return true;
+}
+
+bool readImage(gsmlp::sample::Options const& options, std::vector<char>& image)
+{
     int64_t const pixels = int64_t{3} * options.height * options.width;
     if (!readFile(options.input, image) || static_cast<int64_t>(image.size()) != pixels * 4)
     {
         std::fprintf(stderr, "error: %s must hold float32 [1,3,%d,%d] (%lld bytes)\n", options.input.c_str(),
             options.height, options.width, static_cast<long long>(pixels * 4));
-        return 1;
+        return false;
     }
+    return true;
+}
 
-    cudaStream_t stream{};
-    if (!cudaOk(cudaStreamCreate(&stream), "cudaStreamCreate"))
+// The host bytes and shape of one engine input: the image, or the pixel mask in the engine's dtype.
+bool inputFor(char const* name, DataType type, std::vector<char> const& image,
+    gsmlp::sample::Options const& options, std::vector<char>& host, Dims& dims)
+{
+    if (std::strcmp(name, "pixel_values") == 0)
     {
-        return 1;
+        if (type != DataType::kFLOAT)
+        {
+            std::fprintf(stderr, "error: this sample feeds fp32 pixel_values; the engine wants another type\n");
+            return false;
+        }
+        dims.nbDims = 4;
+        dims.d[0] = 1, dims.d[1] = 3, dims.d[2] = options.height, dims.d[3] = options.width;
+        host = image;
+        return true;
     }
-    std::map<std::string, DeviceBuffer> buffers;
-    std::map<std::string, std::vector<char>> hostOutputs;
-    int32_t const nbTensors = engine->getNbIOTensors();
-    for (int32_t i = 0; i < nbTensors; ++i)
+    if (std::strcmp(name, "pixel_mask") == 0)
     {
-        char const* name = engine->getIOTensorName(i);
-        if (engine->getTensorIOMode(name) != TensorIOMode::kINPUT)
+        dims.nbDims = 3;
+        dims.d[0] = 1, dims.d[1] = options.height, dims.d[2] = options.width;
+        host = pixelMask(type, options);
+        return true;
+    }
+    std::fprintf(stderr, "error: unexpected engine input %s (expected pixel_values, pixel_mask)\n", name);
+    return false;
+}
+
+bool bindInputs(LoadedEngine& loaded, std::vector<char> const& image, gsmlp::sample::Options const& options,
+    cudaStream_t stream, Bindings& bindings)
+{
+    ICudaEngine const& engine = *loaded.engine;
+    for (int32_t i = 0; i < engine.getNbIOTensors(); ++i)
+    {
+        char const* name = engine.getIOTensorName(i);
+        if (engine.getTensorIOMode(name) != TensorIOMode::kINPUT)
         {
             continue;
         }
-        DataType const type = engine->getTensorDataType(name);
         std::vector<char> host;
         Dims dims{};
-        if (std::strcmp(name, "pixel_values") == 0)
+        if (!inputFor(name, engine.getTensorDataType(name), image, options, host, dims))
         {
-            if (type != DataType::kFLOAT)
-            {
-                std::fprintf(stderr, "error: this sample feeds fp32 pixel_values; the engine wants another type\n");
-                return 1;
-            }
-            dims.nbDims = 4;
-            dims.d[0] = 1, dims.d[1] = 3, dims.d[2] = options.height, dims.d[3] = options.width;
-            host = image;
+            return false;
         }
-        else if (std::strcmp(name, "pixel_mask") == 0)
-        {
-            dims.nbDims = 3;
-            dims.d[0] = 1, dims.d[1] = options.height, dims.d[2] = options.width;
-            host = pixelMask(type, options);
-        }
-        else
-        {
-            std::fprintf(stderr, "error: unexpected engine input %s (expected pixel_values, pixel_mask)\n", name);
-            return 1;
-        }
-        if (!context->setInputShape(name, dims))
+        if (!loaded.context->setInputShape(name, dims))
         {
             std::fprintf(stderr, "error: %s [1,3,%d,%d] is outside the engine's optimization profile\n", name,
                 options.height, options.width);
-            return 1;
+            return false;
         }
-        DeviceBuffer& buffer = buffers[name];
+        DeviceBuffer& buffer = bindings.device[name];
         if (!cudaOk(cudaMalloc(&buffer.ptr, host.size()), "cudaMalloc")
             || !cudaOk(cudaMemcpyAsync(buffer.ptr, host.data(), host.size(), cudaMemcpyHostToDevice, stream),
                 "copy input"))
         {
-            return 1;
+            return false;
         }
-        context->setTensorAddress(name, buffer.ptr);
+        loaded.context->setTensorAddress(name, buffer.ptr);
     }
-    for (int32_t i = 0; i < nbTensors; ++i)
+    return true;
+}
+
+// Outputs are bound after the inputs: their shapes follow from the input shapes.
+bool bindOutputs(LoadedEngine& loaded, Bindings& bindings)
+{
+    ICudaEngine const& engine = *loaded.engine;
+    for (int32_t i = 0; i < engine.getNbIOTensors(); ++i)
     {
-        char const* name = engine->getIOTensorName(i);
-        if (engine->getTensorIOMode(name) != TensorIOMode::kOUTPUT)
+        char const* name = engine.getIOTensorName(i);
+        if (engine.getTensorIOMode(name) != TensorIOMode::kOUTPUT)
         {
             continue;
         }
-        size_t const bytes = static_cast<size_t>(volume(context->getTensorShape(name)))
-            * elementSize(engine->getTensorDataType(name));
-        DeviceBuffer& buffer = buffers[name];
+        size_t const bytes = static_cast<size_t>(volume(loaded.context->getTensorShape(name)))
+            * elementSize(engine.getTensorDataType(name));
+        DeviceBuffer& buffer = bindings.device[name];
         if (!cudaOk(cudaMalloc(&buffer.ptr, bytes == 0 ? 1 : bytes), "cudaMalloc"))
         {
-            return 1;
+            return false;
         }
-        hostOutputs[name].resize(bytes);
-        context->setTensorAddress(name, buffer.ptr);
+        bindings.hostOutputs[name].resize(bytes);
+        loaded.context->setTensorAddress(name, buffer.ptr);
     }
-    if (!context->enqueueV3(stream))
+    return true;
+}
+
+bool execute(IExecutionContext& context, cudaStream_t stream, Bindings& bindings)
+{
+    if (!context.enqueueV3(stream))
     {
         std::fprintf(stderr, "error: TensorRT failed to run the engine (its log above says why)\n");
-        return 1;
+        return false;
     }
-    for (auto& [name, host] : hostOutputs)
+    for (auto& [name, host] : bindings.hostOutputs)
     {
-        if (!cudaOk(cudaMemcpyAsync(host.data(), buffers[name].ptr, host.size(), cudaMemcpyDeviceToHost, stream),
+        if (!cudaOk(cudaMemcpyAsync(
+                        host.data(), bindings.device[name].ptr, host.size(), cudaMemcpyDeviceToHost, stream),
                 "copy output"))
         {
-            return 1;
+            return false;
         }
     }
-    if (!cudaOk(cudaStreamSynchronize(stream), "run"))
-    {
-        return 1;
-    }
-    cudaStreamDestroy(stream);
+    return cudaOk(cudaStreamSynchronize(stream), "run");
+}
 
-    if (hostOutputs.count("logits") == 0 || hostOutputs.count("pred_boxes") == 0)
+int printDetections(LoadedEngine const& loaded, Bindings& bindings, gsmlp::sample::Options const& options)
+{
+    if (bindings.hostOutputs.count("logits") == 0 || bindings.hostOutputs.count("pred_boxes") == 0)
     {
         std::fprintf(stderr, "error: the engine has no logits/pred_boxes outputs\n");
         return 1;
     }
-    Dims const logitsShape = context->getTensorShape("logits");
-    std::vector<float> const logits = toFloat(hostOutputs["logits"], engine->getTensorDataType("logits"));
-    std::vector<float> const boxes = toFloat(hostOutputs["pred_boxes"], engine->getTensorDataType("pred_boxes"));
+    ICudaEngine const& engine = *loaded.engine;
+    Dims const logitsShape = loaded.context->getTensorShape("logits");
+    std::vector<float> const logits = toFloat(bindings.hostOutputs["logits"], engine.getTensorDataType("logits"));
+    std::vector<float> const boxes
+        = toFloat(bindings.hostOutputs["pred_boxes"], engine.getTensorDataType("pred_boxes"));
     if (logitsShape.nbDims != 3 || logits.empty() || boxes.empty())
     {
         std::fprintf(stderr, "error: logits must be fp32/fp16 [1, queries, classes]\n");
@@ -339,6 +408,27 @@ int run(gsmlp::sample::Options const& options)
             static_cast<double>(d.box[3]));
     }
     return 0;
+}
+
+// Load, bind, execute, print. Every owner (engine, stream, buffers) is an object of this scope, so each early
+// return releases what was acquired; the logger is declared first because the runtime uses it to the end.
+int run(gsmlp::sample::Options const& options)
+{
+    Logger logger;
+    LoadedEngine loaded;
+    std::vector<char> image;
+    if (!loadEngine(options, logger, loaded) || !readImage(options, image))
+    {
+        return 1;
+    }
+    Stream stream;
+    Bindings bindings;
+    if (!stream.create() || !bindInputs(loaded, image, options, stream.handle, bindings)
+        || !bindOutputs(loaded, bindings) || !execute(*loaded.context, stream.handle, bindings))
+    {
+        return 1;
+    }
+    return printDetections(loaded, bindings, options);
 }
 
 } // namespace

@@ -3,7 +3,6 @@
 // Why this shape (and not per-token gathers or shared-mask token tiles) is measured in docs/PERFORMANCE.md.
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 
 #include "../common/status.h"
@@ -158,21 +157,20 @@ class ChunkRunner {
   const float* x_rows_[kMaxChunkTokens];
 };
 
-// GSMLP_CPU_CHUNK_TOKENS (1..256) caps the chunk size. It exists only for the algorithm comparison in
-// docs/PERFORMANCE.md: 1 token per chunk is the per-token gather, the default 256 the bucketed kernel.
-int64_t max_chunk_tokens() {
-  static const int64_t value = [] {
-    const char* text = std::getenv("GSMLP_CPU_CHUNK_TOKENS");
-    const long parsed = text ? std::strtol(text, nullptr, 10) : 0;
-    return parsed >= 1 && parsed <= kMaxChunkTokens ? static_cast<int64_t>(parsed) : kMaxChunkTokens;
-  }();
-  return value;
-}
+// The chunk cap: kMaxChunkTokens, the bucketed kernel. An experiment build may lower it with the compile
+// definition GSMLP_CPU_CHUNK_TOKENS (benchmarks/cpu_algorithms.py: 1 token per chunk is the per-token gather);
+// the production library reads no setting for it.
+#ifndef GSMLP_CPU_CHUNK_TOKENS
+#define GSMLP_CPU_CHUNK_TOKENS 256
+#endif
+static_assert(GSMLP_CPU_CHUNK_TOKENS >= 1 && GSMLP_CPU_CHUNK_TOKENS <= kMaxChunkTokens,
+              "GSMLP_CPU_CHUNK_TOKENS must lie in 1..kMaxChunkTokens");
+constexpr int64_t kChunkCap = GSMLP_CPU_CHUNK_TOKENS;
 
 void run_chunks(const Plan& p, const gsmlp_problem& prob, const gsmlp_tensors& t, const void* ws, void* scratch,
                 const gsmlp_parallel* host) {
   // Equal chunks, a multiple of the thread count, each <= the chunk cap.
-  const int64_t cap = max_chunk_tokens();
+  const int64_t cap = kChunkCap;
   int64_t chunks = std::max<int64_t>(p.threads, (prob.tokens + cap - 1) / cap);
   chunks = (chunks + p.threads - 1) / p.threads * p.threads;
   const int64_t size = (prob.tokens + chunks - 1) / chunks;

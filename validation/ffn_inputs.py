@@ -12,6 +12,7 @@ from torch import nn
 
 from gsmlp.errors import GsmlpError
 from gsmlp.model.gated_mlp import GatedSparseMLP
+from gsmlp.model.wrap import gated_layers, gated_slots
 from gsmlp.paths import require_folder
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -26,7 +27,7 @@ class RecordedLayer:
 
 def record_ffn_inputs(model: nn.Module, run: callable) -> list[RecordedLayer]:
     """Call `run()` (one or more forward passes) and collect the input of every gated GatedSparseMLP."""
-    gated = [(n, m) for n, m in model.named_modules() if isinstance(m, GatedSparseMLP) and m.gate is not None]
+    gated = [(slot.path, layer) for slot, layer in gated_slots(model) if layer.gate is not None]
     if not gated:
         raise GsmlpError(
             "the model has no GatedSparseMLP with a micro-gate: give a calibrated gated checkpoint"
@@ -66,10 +67,10 @@ def record_from_checkpoint(model_spec: str, data: str, images: int) -> list[Reco
         raise GsmlpError(f"--masks-from needs the model loaders of gsmlp ({exc.name} is missing)") from None
     loaded = load_detector(model_spec)
     model = loaded.model.eval()
-    for module in model.modules():
-        if isinstance(module, GatedSparseMLP) and module.gate is not None:
-            module.set_mode("gated")
-            module.kernel = None  # record with the reference; the benchmark times the kernel itself
+    for _, layer in gated_layers(model):
+        if layer.gate is not None:
+            layer.set_mode("gated")
+            layer.kernel = None  # record with the reference; the benchmark times the kernel itself
     paths = image_files(data, images)
     used: list[Path] = []
 

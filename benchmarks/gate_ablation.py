@@ -1,6 +1,8 @@
 """Layer-wise ablation of the MGS design choices, on held-out tokens of saved activation statistics.
 
-    python -m gsmlp.calibration.ablation --model M --statistics DIR --out ablation.json
+    python benchmarks/gate_ablation.py --model M --statistics DIR --out ablation.json
+
+An experiment, not part of gsmlp (formerly `python -m gsmlp.calibration.ablation`).
 
 One factor at a time around a base configuration (rank, block size, labels, neuron ordering); for each
 FFN and configuration it reports, on held-out images' tokens:
@@ -24,7 +26,6 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from gsmlp.args import add_model_argument, load_model_from_args
 from gsmlp.calibration.gates import GateTraining, block_targets, layer_block_sizes, train_gate
 from gsmlp.calibration.permutation import neuron_order, oracle_block_sparsity, permute_layer
 from gsmlp.calibration.sibs import prune_layer
@@ -37,6 +38,7 @@ from gsmlp.calibration.thresholds import (
 )
 from gsmlp.io import write_json_atomic
 from gsmlp.model.gated_mlp import GatedSparseMLP, expand_block_mask
+from gsmlp.model.loaders import load_detector
 from gsmlp.model.wrap import gated_layers
 
 
@@ -107,14 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_model_argument(parser)
+    parser.add_argument("--model", required=True, help="the dense detector the statistics were taken from")
     parser.add_argument("--statistics", required=True, help="a folder with statistics.json/.safetensors")
     parser.add_argument("--layers", default="", help="comma-separated FFNs (default: all)")
     parser.add_argument("--target-sparsity", type=float, default=0.9)
     parser.add_argument("--gate-steps", type=int, default=600)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    model = load_model_from_args(args).model
+    model = load_detector(args.model).model
     statistics = load_statistics(Path(args.statistics))
     chosen = [n for n in args.layers.split(",") if n] or list(statistics)
     layers = dict(gated_layers(model))

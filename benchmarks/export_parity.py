@@ -1,4 +1,6 @@
-"""Measure export parity on real images: python -m gsmlp.validation.measure_export --help.
+"""Measure export parity on real images: python benchmarks/export_parity.py --help.
+
+An experiment, not part of gsmlp: its figures are recorded in docs/EXPORT.md.
 
 Builds a randomly initialised full-size DETR-R50 or Deformable-DETR-R50, wraps it with random micro-gates
 (gated mode, so the masks are non-trivial), exports fp32 and fp16 ONNX at one traced size, runs real images

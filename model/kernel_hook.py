@@ -1,4 +1,8 @@
-"""Route the gated mode of GatedSparseMLP layers through the kernel op."""
+"""Route the gated mode of GatedSparseMLP layers through the compiled kernel op (gsmlp.kernels).
+
+The model owns this routing, not the kernel library: the library knows tensors and a C ABI, never a module,
+so it stays importable by the TensorRT and ONNX Runtime sides, and the model -> kernels arrow runs one way.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ import warnings
 import torch
 from torch import nn
 
-from gsmlp.errors import GsmlpError
-from gsmlp.kernels._library import load
+from gsmlp.kernels import gated_sparse_mlp, load
 from gsmlp.model.gated_mlp import GatedSparseMLP
+from gsmlp.model.wrap import gated_layers
 
 NOT_BUILT_WARNING = "gsmlp kernels not built: using the PyTorch reference"
 SUPPORTED_DTYPES = (torch.float32, torch.float16)
@@ -30,13 +34,13 @@ def _kernel_can_run(layer: GatedSparseMLP, x: torch.Tensor) -> bool:
     )
     device_ok = x.device.type == "cpu" or (x.device.type == "cuda" and load().gsmlp_cuda_built())
     dtypes_ok = x.dtype in SUPPORTED_DTYPES and all(p.dtype == x.dtype for p in layer.parameters())
-    return device_ok and dtypes_ok and not needs_grad and layer.keep_mask is None
+    return device_ok and dtypes_ok and not needs_grad
 
 
 def run_layer(layer: GatedSparseMLP, x: torch.Tensor, threads: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The kernel op on one gated layer's weights: (y, active blocks per token). threads 0: all cores."""
     gate = layer.gate
-    return torch.ops.gsmlp.gated_sparse_mlp(
+    return gated_sparse_mlp(
         x,
         layer.fc1.weight,
         layer.fc1.bias,
@@ -58,33 +62,21 @@ def module_kernel(layer: GatedSparseMLP, x: torch.Tensor) -> tuple[torch.Tensor,
     return run_layer(layer, x)
 
 
-def _gated_layers(model: nn.Module) -> list[tuple[str, GatedSparseMLP]]:
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, GatedSparseMLP)]
-
-
 def install(model: nn.Module) -> int:
     """Set the kernel on every GatedSparseMLP with a gate; returns how many layers now use it.
 
-    A layer holding a SIBS keep-mask is refused: the kernel has no keep-mask input, and the mask is
-    folded into narrower weights only by the exporter. Without the compiled library this warns once
-    and leaves the model on the PyTorch reference (returns 0).
+    Without the compiled library this warns once and leaves the model on the PyTorch reference (returns 0).
     """
-    layers = [(name, m) for name, m in _gated_layers(model) if m.gate is not None]
-    masked = [name or "<root>" for name, m in layers if m.keep_mask is not None]
-    if masked:
-        raise GsmlpError(
-            f"{len(masked)} gated FFN(s) hold a SIBS keep-mask (first: {masked[0]}); the kernel has no "
-            "keep-mask input: export (which folds the mask into narrower weights) or use the reference"
-        )
+    layers = [layer for _, layer in gated_layers(model) if layer.gate is not None]
     if load() is None:
         _warn_not_built_once()
         return 0
-    for _, layer in layers:
+    for layer in layers:
         layer.kernel = module_kernel
     return len(layers)
 
 
 def uninstall(model: nn.Module) -> None:
     """Back to the PyTorch reference on every GatedSparseMLP."""
-    for _, layer in _gated_layers(model):
+    for _, layer in gated_layers(model):
         layer.kernel = None

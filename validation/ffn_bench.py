@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import statistics
 import time
 from collections.abc import Callable
@@ -11,9 +10,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.nn import functional as F
 
+from gsmlp import kernels
 from gsmlp.errors import GsmlpError
-from gsmlp.kernels import _calls
-from gsmlp.kernels import _library as L
 from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
 
 # The encoder FFNs that dominate the FFN time of each family (d_model 256, R50 backbones).
@@ -39,7 +37,7 @@ class Case:
     speedup: float
     pack_ms: float | None  # CPU: one-off weight packing, not part of sparse_ms (see docs/PERFORMANCE.md)
     # pytorch: the torch op against F.linear/relu/F.linear; onnxruntime: the op library against the dense
-    # MatMul-Relu-MatMul subgraph in ONNX Runtime (kernels.bench_onnxruntime).
+    # MatMul-Relu-MatMul subgraph in ONNX Runtime (validation.ffn_bench_onnxruntime).
     backend: str = "pytorch"
 
     def as_dict(self) -> dict:
@@ -95,22 +93,9 @@ def _kernel_args(layer: GatedSparseMLP, threshold: float) -> tuple:
 
 def time_pack_ms(layer: GatedSparseMLP, x: torch.Tensor, threads: int, repeat: int) -> float:
     """One gsmlp_cpu_pack_weights call: what a caller pays once per weight change."""
-    lib = L.load()
     args = _kernel_args(layer, float(layer.threshold))
     x2d = x.reshape(-1, x.shape[-1])
-    problem = _calls.make_problem(x2d, layer.fc1.weight, layer.block_size, layer.gate.rank, 0.0)
-    tensors = _calls.make_tensors(x2d, *args[:7], x2d, None)
-    size = lib.gsmlp_cpu_workspace_size(ctypes.byref(problem), threads)
-    workspace = torch.empty(size, dtype=torch.uint8)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        status = lib.gsmlp_cpu_pack_weights(
-            ctypes.byref(problem), ctypes.byref(tensors), workspace.data_ptr(), size, threads
-        )
-        times.append((time.perf_counter() - start) * 1e3)
-        _calls.check(lib, "gsmlp_cpu_pack_weights", status)
-    return statistics.median(times)
+    return kernels.pack_weights_ms(x2d, args[:7], layer.block_size, 0.0, threads, repeat)
 
 
 def measure(
@@ -138,6 +123,17 @@ def measure(
     )  # fmt: skip
 
 
+def synthetic_problem(
+    shape: str, block_size: int, rank: int, sparsities: list[float]
+) -> tuple[GatedSparseMLP, torch.Tensor, dict[float, float]]:
+    """One SHAPES case: a random gated layer, its input and the threshold for each target sparsity. Both
+    backends of `gsmlp bench ffn` time exactly these problems."""
+    tokens, d_model, hidden = SHAPES[shape]
+    layer = random_gated_layer(d_model, hidden, block_size, rank)
+    x = torch.randn(tokens, d_model, generator=torch.Generator().manual_seed(1))
+    return layer, x, {s: threshold_for_sparsity(layer, x, s) for s in sparsities}
+
+
 def synthetic_cases(
     *, device: torch.device, dtype: torch.dtype, threads: int, repeat: int, warmup: int, block_size: int,
     rank: int, shapes: list[str], sparsities: list[float], progress=None,
@@ -145,10 +141,7 @@ def synthetic_cases(
     """The shapes x sparsities grid with a random gate, masks drawn per token."""
     cases = []
     for shape in shapes:
-        tokens, d_model, hidden = SHAPES[shape]
-        layer = random_gated_layer(d_model, hidden, block_size, rank)
-        x = torch.randn(tokens, d_model, generator=torch.Generator().manual_seed(1))
-        thresholds = {s: threshold_for_sparsity(layer, x, s) for s in sparsities}
+        layer, x, thresholds = synthetic_problem(shape, block_size, rank, sparsities)
         layer, x = layer.to(device=device, dtype=dtype), x.to(device=device, dtype=dtype)
         for sparsity in sparsities:
             case = measure(
@@ -162,10 +155,10 @@ def synthetic_cases(
 
 
 def check_runnable(device: torch.device, dtype: torch.dtype) -> None:
-    lib = L.load()
+    lib = kernels.load()
     if lib is None:
         raise GsmlpError(
-            f"gsmlp kernels not built: {L.why_not_loaded()}; reinstall gsmlp with a C++ compiler"
+            f"gsmlp kernels not built: {kernels.why_not_loaded()}; reinstall gsmlp with a C++ compiler"
         )
     if device.type == "cuda":
         if not lib.gsmlp_cuda_built():

@@ -1,8 +1,8 @@
 """`gsmlp bench ffn --backend onnxruntime`: GatedSparseMLP through the gsmlp ONNX Runtime op library against
 the dense FFN as ONNX Runtime runs it (MatMul-Add-Relu-MatMul-Add), both as single-node graphs in sessions
-with the same threads and dtype, timed interleaved in one run (kernels.bench.time_pair).
+with the same threads and dtype, timed interleaved in one run (validation.ffn_bench.time_pair).
 
-The weights and the per-token random masks are those of `gsmlp bench ffn` (kernels.bench), so the two
+The weights and the per-token random masks are those of `gsmlp bench ffn` (validation.ffn_bench), so the two
 backends' figures describe the same problems.
 """
 
@@ -15,10 +15,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gsmlp.errors import NotBuiltError
 from gsmlp.exporter.op_function import gated_sparse_mlp_function
-from gsmlp.exporter.op_identity import BLOCK_MASK_ATTRIBUTE, DOMAIN, DOMAIN_VERSION, INPUTS, OP_TYPE
-from gsmlp.kernels.bench import SHAPES, Case, random_gated_layer, threshold_for_sparsity, time_pair
 from gsmlp.model.gated_mlp import GatedSparseMLP
+from gsmlp.op_identity import BLOCK_MASK_ATTRIBUTE, DOMAIN, DOMAIN_VERSION, INPUTS, OP_TYPE
 from gsmlp.runtime.ort_session import op_library, open_session, why_no_library
+from gsmlp.validation.ffn_bench import Case, synthetic_problem, time_pair
 
 ONNX_TYPES = {"fp32": (np.float32, TensorProto.FLOAT), "fp16": (np.float16, TensorProto.FLOAT16)}
 
@@ -120,10 +120,7 @@ def synthetic_cases(
     """The shapes x sparsities grid of `gsmlp bench ffn`, in ONNX Runtime."""
     cases = []
     for shape in shapes:
-        tokens, d_model, hidden = SHAPES[shape]
-        layer = random_gated_layer(d_model, hidden, block_size, rank)
-        x = torch.randn(tokens, d_model, generator=torch.Generator().manual_seed(1))
-        thresholds = {s: threshold_for_sparsity(layer, x, s) for s in sparsities}
+        layer, x, thresholds = synthetic_problem(shape, block_size, rank, sparsities)
         x_np = x.numpy().astype(ONNX_TYPES[dtype][0])
         for sparsity in sparsities:
             case = measure(

@@ -1,6 +1,8 @@
 """Who the `GatedSparseMLP` op is, in one place (docs/op_spec.md): what the exporter writes into every gated
 ONNX file, what the TensorRT plugin and the ONNX Runtime op library register, and what their Python callers
 look for. Plain constants, no imports: deploy-time code (gsmlp.runtime) reads them without torch or onnx.
+It sits beside gsmlp.errors, below every stage, so that the exporter (which writes the identity), the
+runtime and validation (which look for it) share it without importing one another.
 
 The C++ plugins repeat these values (kPLUGIN_NAME, kDOMAIN, ...); tests load each plugin through the values
 below, so a plugin that drifts from them fails its tests.
