@@ -81,7 +81,7 @@ def test_bench_model_uses_given_files(coco_subset: Path, tmp_path: Path) -> None
         (["--backends", "tensorrt"], "unknown ['tensorrt']"),
         (["--onnx-dense", "d.onnx"], "--onnx-dense and --onnx-gated go together"),
         (["--limit", "2", "--warmup", "2"], "need limit >= 1 and 0 <= warmup < limit"),
-        (["--threads", "0"], "--threads is 0"),
+        (["--threads", "0"], "--threads must be between 1 and 1024, got 0"),
     ],
 )
 def test_bench_model_arguments_are_explained(extra, message, tmp_path: Path, capsys) -> None:

@@ -19,4 +19,4 @@ compiler = next((shutil.which(name) for name in COMPILERS if shutil.which(name))
 @pytest.mark.skipif(compiler is None, reason="no C++ compiler here: gsmlp installs without its kernels")
 def test_the_kernel_library_was_built_and_loads() -> None:
     assert kernels.available(), f"{compiler} is here, yet {kernels.why_not_loaded()}"
-    assert kernels.cpu_isa() in ("avx2-fma", "portable")
+    assert kernels.cpu_isa() in ("avx512f", "avx2-fma", "portable")
