@@ -98,14 +98,7 @@ OrtStatus* GatedSparseMLPCpuKernel::create(OrtApi const* api, OrtKernelInfo cons
     {
         std::string const node = nodeName(api, info);
         Attributes attributes;
-        GSMLP_ORT_RETURN_IF_ERROR(readAttributes(api, info, node, attributes));
-        size_t outputs = 0;
-        GSMLP_ORT_RETURN_IF_ERROR(api->KernelInfo_GetOutputCount(info, &outputs));
-        std::string const error = checkAttributes(attributes, static_cast<int64_t>(outputs));
-        if (!error.empty())
-        {
-            return nodeError(api, node, error);
-        }
+        GSMLP_ORT_RETURN_IF_ERROR(readCheckedAttributes(api, info, node, attributes));
         std::unique_ptr<GatedSparseMLPCpuKernel> created(new GatedSparseMLPCpuKernel(api, node, attributes));
         GSMLP_ORT_RETURN_IF_ERROR(created->readThreading(info));
         GSMLP_ORT_RETURN_IF_ERROR(created->packConstantWeights(info));

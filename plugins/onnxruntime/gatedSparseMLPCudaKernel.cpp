@@ -29,14 +29,7 @@ OrtStatus* GatedSparseMLPCudaKernel::create(OrtApi const* api, OrtKernelInfo con
     {
         std::string const node = nodeName(api, info);
         Attributes attributes;
-        GSMLP_ORT_RETURN_IF_ERROR(readAttributes(api, info, node, attributes));
-        size_t outputs = 0;
-        GSMLP_ORT_RETURN_IF_ERROR(api->KernelInfo_GetOutputCount(info, &outputs));
-        std::string const error = checkAttributes(attributes, static_cast<int64_t>(outputs));
-        if (!error.empty())
-        {
-            return nodeError(api, node, error);
-        }
+        GSMLP_ORT_RETURN_IF_ERROR(readCheckedAttributes(api, info, node, attributes));
         OrtAllocator* allocator = nullptr;
         GSMLP_ORT_RETURN_IF_ERROR(api->KernelInfoGetAllocator(info, OrtMemTypeDefault, &allocator));
         *kernel = new GatedSparseMLPCudaKernel(api, node, attributes, allocator);

@@ -145,6 +145,16 @@ OrtStatus* readAttributes(OrtApi const* api, OrtKernelInfo const* info, std::str
     return checkPluginAttribute(api, info, node, "plugin_namespace", "");
 }
 
+OrtStatus* readCheckedAttributes(
+    OrtApi const* api, OrtKernelInfo const* info, std::string const& node, Attributes& out)
+{
+    GSMLP_ORT_RETURN_IF_ERROR(readAttributes(api, info, node, out));
+    size_t outputs = 0;
+    GSMLP_ORT_RETURN_IF_ERROR(api->KernelInfo_GetOutputCount(info, &outputs));
+    std::string const error = checkAttributes(out, static_cast<int64_t>(outputs));
+    return error.empty() ? nullptr : nodeError(api, node, error);
+}
+
 std::string configEntry(OrtApi const* api, OrtKernelInfo const* info, char const* key)
 {
     OrtKeyValuePairs* entries = nullptr;

@@ -39,6 +39,10 @@ OrtStatus* describeKernelInput(OrtApi const* api, OrtKernelInfo const* info, siz
 //! block_size, threshold, block_mask_output; plugin_version/plugin_namespace must be "1"/"" where present.
 OrtStatus* readAttributes(OrtApi const* api, OrtKernelInfo const* info, std::string const& node, Attributes& out);
 
+//! readAttributes, then checkAttributes against the node's output count: what both kernels do when created.
+OrtStatus* readCheckedAttributes(
+    OrtApi const* api, OrtKernelInfo const* info, std::string const& node, Attributes& out);
+
 //! A session config entry ("" where unset).
 std::string configEntry(OrtApi const* api, OrtKernelInfo const* info, char const* key);
 
