@@ -70,9 +70,11 @@ class OnnxRuntimeBackend:
         threads: int = 0,
         gate_decisions: bool = False,
         op: str = "auto",
+        spin: bool = True,
     ) -> None:
         """gate_decisions: also return each GatedSparseMLP node's own block decisions (its BlockMask output,
-        on an in-memory copy of the file) for the pinned parity check (gsmlp.validation.gate_decisions)."""
+        on an in-memory copy of the file) for the pinned parity check (gsmlp.validation.gate_decisions).
+        spin: False for runs interleaved with other sessions (`gsmlp.runtime.ort_session.session_options`)."""
         self.path = Path(path)
         proto = read_onnx(self.path)
         self.metadata = {p.key: p.value for p in proto.metadata_props}
@@ -81,7 +83,9 @@ class OnnxRuntimeBackend:
         if gate_decisions:
             proto, self.block_masks = expose_block_masks(proto)
             source = proto.SerializeToString() if self.block_masks else source
-        opened = open_session(source, op=op, threads=threads, use_cuda=use_cuda, label=str(self.path))
+        opened = open_session(
+            source, op=op, threads=threads, use_cuda=use_cuda, label=str(self.path), spin=spin
+        )
         self.session = opened.session
         self.providers = self.session.get_providers()
         # What computed the GatedSparseMLP nodes, for the reports; a dense file has none.

@@ -94,14 +94,16 @@ def _onnxruntime_variants(dense: Path, gated: Path, options: ModelBenchOptions) 
 
     threads = options.threads or 0  # set by run_model_bench: torch's thread count
     variants: Variants = {}
-    dense_backend = OnnxRuntimeBackend(dense, threads=threads, use_cuda=False)
-    gated_backend = OnnxRuntimeBackend(gated, threads=threads, use_cuda=False, op=options.ort_op)
+    # The variants run in turn, image by image: no spinning, or one session's idle threads take the cores
+    # from the next session's run (the same for dense and gated).
+    dense_backend = OnnxRuntimeBackend(dense, threads=threads, use_cuda=False, spin=False)
+    gated_backend = OnnxRuntimeBackend(gated, threads=threads, use_cuda=False, op=options.ort_op, spin=False)
     variants["dense"], variants["gated"] = dense_backend.run, gated_backend.run
     if options.ort_threading == "both" and gated_backend.implementation.startswith("gsmlp op library"):
         from gsmlp.runtime.ort_session import open_session
 
         session = open_session(
-            gated, op="library", threads=threads, use_cuda=False, threading="openmp"
+            gated, op="library", threads=threads, use_cuda=False, threading="openmp", spin=False
         ).session
         variants["gated_openmp"] = lambda v, m: session.run(None, {"pixel_values": v, "pixel_mask": m})
     return variants, gated_backend.implementation
