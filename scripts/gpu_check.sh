@@ -178,6 +178,14 @@ no_time() {
   return 1
 }
 
+# not_built NAME COMMAND: record NAME as skipped when the CUDA build failed (COMMAND did not run).
+not_built() {
+  ((BUILD_OK)) && return 1
+  STEP_RC=-1 STEP_SECONDS=0 STEP_TIMEOUT="" STEP_COMMAND="$2"
+  record "$1" skipped "no CUDA build"
+  return 0
+}
+
 COMPLETED=0
 # shellcheck disable=SC2329  # invoked by the EXIT trap
 finish() {
@@ -427,11 +435,7 @@ pytest_step() {
     fi
     return 0
   fi
-  if ((!BUILD_OK)); then
-    STEP_RC=-1 STEP_SECONDS=0 STEP_TIMEOUT="" STEP_COMMAND="pytest $*"
-    record "$name" skipped "no CUDA build"
-    return 0
-  fi
+  not_built "$name" "pytest $*" && return 0
   run_step "$name" "$cap" "$OUTDIR/tests.log" "$VPY" -m pytest -q -rA -p no:cacheprovider \
     --junitxml="$WORK/$name.xml" "$@"
   no_time "$name" && return 0
@@ -484,11 +488,7 @@ bench_step() {
     fi
     return 0
   fi
-  if ((!BUILD_OK)); then
-    STEP_RC=-1 STEP_SECONDS=0 STEP_TIMEOUT="" STEP_COMMAND="gsmlp bench ffn --dtype $dtype"
-    record "$name" skipped "no CUDA build"
-    return 0
-  fi
+  not_built "$name" "gsmlp bench ffn --dtype $dtype" && return 0
   run_step "$name" 90 "$step_log" "$VPY" "${args[@]}" --report "$report"
   cat "$step_log" >>"$RUN_LOG"
   no_time "$name" && return 0
