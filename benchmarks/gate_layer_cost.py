@@ -42,10 +42,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     detector = load_detector(args.model)
     dataset = resolve_dataset(args.data)
-    names = [name for name, _ in gated_layers(detector.model)]
+    # Only the FFNs that have a gate: `gsmlp calibrate --gate-layers encoder` leaves the decoder's without.
+    names = [name for name, layer in gated_layers(detector.model) if layer.gate is not None]
     variants = {"dense": [], "all": names, **{name: [name] for name in names}}
-    variants["encoder only"] = [n for n in names if n.startswith("encoder")]
-    variants["decoder only"] = [n for n in names if n.startswith("decoder")]
+    for stack in ("encoder", "decoder"):
+        stack_names = [n for n in names if n.startswith(stack)]
+        if stack_names and stack_names != names:
+            variants[f"{stack} only"] = stack_names
     rows = {
         label: ap_with_gated(detector, dataset, gated, args.limit, args.batch_size)
         for label, gated in variants.items()
