@@ -4,7 +4,7 @@
 
 An experiment, not part of gsmlp (formerly `python -m gsmlp.calibration.ablation`).
 
-One factor at a time around a base configuration (rank, block size, labels, neuron ordering); for each
+One factor at a time around `gsmlp calibrate`'s defaults (rank, block size, labels, neuron ordering); for each
 FFN and configuration it reports, on held-out images' tokens:
 - oracle block sparsity (the most a perfect gate could skip with these blocks and this order);
 - the gate's sparsity at neuron recall 0.95 and 0.99;
@@ -26,7 +26,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from gsmlp.calibration.choices import LABELS, ORDERINGS
 from gsmlp.calibration.gates import GateTraining, block_targets, layer_block_sizes, train_gate
+from gsmlp.calibration.options import CalibrationOptions
 from gsmlp.calibration.permutation import neuron_order, oracle_block_sparsity, permute_layer
 from gsmlp.calibration.sibs import prune_layer
 from gsmlp.calibration.statistics import LayerStatistics, load_statistics
@@ -41,23 +43,27 @@ from gsmlp.model.gated_mlp import GatedSparseMLP, expand_block_mask
 from gsmlp.model.loaders import load_detector
 from gsmlp.model.wrap import gated_layers
 
+_DEFAULTS = CalibrationOptions()
+
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    rank: int = 16
-    block_size: int = 32
-    labels: str = "any"
-    ordering: str = "coactivation"
+    """One gate design; the base is what `gsmlp calibrate` does by default."""
+
+    rank: int = _DEFAULTS.rank
+    block_size: int = _DEFAULTS.block_size
+    labels: str = _DEFAULTS.labels
+    ordering: str = _DEFAULTS.ordering
 
 
 def variants() -> list[Variant]:
     base = Variant()
     return [
         base,
-        *(dataclasses.replace(base, rank=r) for r in (4, 8, 32, 64)),
-        *(dataclasses.replace(base, block_size=b) for b in (8, 16, 64)),
-        dataclasses.replace(base, labels="magnitude"),
-        *(dataclasses.replace(base, ordering=o) for o in ("identity", "frequency")),
+        *(dataclasses.replace(base, rank=r) for r in (4, 8, 16, 32, 64) if r != base.rank),
+        *(dataclasses.replace(base, block_size=b) for b in (4, 8, 16, 32) if b != base.block_size),
+        *(dataclasses.replace(base, labels=label) for label in LABELS if label != base.labels),
+        *(dataclasses.replace(base, ordering=o) for o in ORDERINGS if o != base.ordering),
     ]
 
 

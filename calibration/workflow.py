@@ -103,9 +103,7 @@ def _collect(detector: LoadedDetector, dataset, job: CalibrationJob, timings):
     collector = StatisticsCollector(detector.model, reservoir_size=job.reservoir, seed=job.method.seed)
     start = time.perf_counter()
     try:
-        stats = collector.run(
-            _calibration_batches(detector, dataset, job), total=dataset.count(job.limit)
-        )
+        stats = collector.run(_calibration_batches(detector, dataset, job), total=dataset.count(job.limit))
     except NoCalibrationImages:
         raise dataset.usable_images_error(job.limit) from None
     timings["statistics_s"] = time.perf_counter() - start
@@ -114,9 +112,7 @@ def _collect(detector: LoadedDetector, dataset, job: CalibrationJob, timings):
 
 def _calibration_batches(detector: LoadedDetector, dataset, job: CalibrationJob):
     # One image per batch: padded positions would add tokens that no real image has to the statistics.
-    return (
-        model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, job.limit)
-    )
+    return (model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, job.limit))
 
 
 def _timed(timings: dict, key: str, work):

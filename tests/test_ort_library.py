@@ -350,7 +350,8 @@ before = len(os.listdir("/proc/self/task"))
 for _ in range(3):
     session.run(None, {"X": x})
 print(before, len(os.listdir("/proc/self/task")), int("torch" in sys.modules), flush=True)
-os._exit(0)  # openmp mode can crash at exit (plugins/onnxruntime/README.md, known issues): not what this counts
+# openmp mode can crash at exit (plugins/onnxruntime/README.md, known issues): not what this counts
+os._exit(0)
 """
 
 

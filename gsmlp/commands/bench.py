@@ -25,8 +25,8 @@ from gsmlp.args import (
     model_input,
 )
 from gsmlp.errors import GsmlpError
-from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE, KERNEL_BENCH_BLOCK_SIZE
 from gsmlp.io import write_json_atomic
+from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE, KERNEL_BENCH_BLOCK_SIZE
 from gsmlp.paths import OutputPlan, json_output
 
 BENCH_REPORT = json_output("a report written by gsmlp bench ffn", ("machine", "cases"))
@@ -142,8 +142,8 @@ def _add_ffn_arguments(ffn: argparse.ArgumentParser) -> None:
     ffn.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed runs first (default 2)")
     ffn.add_argument(
         "--block-size", type=int, default=KERNEL_BENCH_BLOCK_SIZE, metavar="B",
-        help=f"neurons per block (default {KERNEL_BENCH_BLOCK_SIZE}, the kernels' tuning point; calibrated models "
-        f"default to {DEFAULT_BLOCK_SIZE})",
+        help=f"neurons per block (default {KERNEL_BENCH_BLOCK_SIZE}, the kernels' tuning point; calibrated "
+        f"models default to {DEFAULT_BLOCK_SIZE})",
     )  # fmt: skip
     ffn.add_argument(
         "--rank", type=int, default=32, metavar="R", help="rank of the random micro-gate (default 32)"
