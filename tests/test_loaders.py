@@ -15,6 +15,7 @@ from transformers import DeformableDetrForObjectDetection, DetrForObjectDetectio
 
 from gsmlp.errors import GsmlpError
 from gsmlp.model import zoo
+from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
 from gsmlp.model.configs import deformable_detr_r50_config, detr_r50_config
 from gsmlp.model.loaders import load_detector
 from gsmlp.model.processing import PreprocessConfig
@@ -193,7 +194,7 @@ def test_info_describes_a_folder(tiny_dir: Path, family: str) -> None:
     hidden = "256" if family == "detr" else "128"
     for layer in ("encoder.0", "encoder.1", "decoder.0", "decoder.1"):
         row = next(line.split() for line in result.stdout.splitlines() if line.startswith(layer))
-        assert row == [layer, "32", hidden, hidden, "32", "-", "-", "dense"]
+        assert row == [layer, "32", hidden, hidden, str(DEFAULT_BLOCK_SIZE), "-", "-", "dense"]
     parameters = sum(p.numel() for p in make_tiny_model(family).parameters())
     assert f"parameters:    {parameters:,}" in result.stdout
 
