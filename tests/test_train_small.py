@@ -77,3 +77,19 @@ def test_detr_starts_from_its_papers_initialisation(tmp_path, one_torch_thread):
     fc1 = core.encoder.layers[0].mlp.fc1.weight
     bound = (6 / sum(fc1.shape)) ** 0.5  # Xavier-uniform
     assert fc1.abs().max() <= bound and fc1.std() > 0.5 * bound / 3**0.5
+
+
+def test_block_sparsity_counts_the_blocks_a_token_uses(tmp_path, one_torch_thread):
+    trainer, _ = _trainer("detr", tmp_path / "out", "--ffn-sparsity", "1", "--ffn-block-sparsity", "1")
+    (_, neurons), (_, blocks) = trainer.sparsity
+    assert (neurons.block_size, blocks.block_size) == (1, 8)
+    # 16 neurons: 3 active in one block of 8, then a 4th in the other block.
+    one_block = torch.zeros(1, 16)
+    one_block[0, :3] = 1.0
+    two_blocks = one_block.clone()
+    two_blocks[0, 9] = 1.0
+    assert blocks.hoyer(one_block).item() == pytest.approx(0.5)  # one of two blocks
+    assert neurons.hoyer(one_block).item() == pytest.approx(3 / 16)
+    assert blocks.hoyer(two_blocks).item() > 0.9  # two of two, unequal
+    trainer.step(0)  # both terms are in the loss and leave nothing behind
+    assert not neurons.values and not blocks.values
