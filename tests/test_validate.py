@@ -20,7 +20,7 @@ from gsmlp.runtime.ort_session import op_library
 from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend
 from gsmlp.validation.harness import InputBatch, validate_backends
 from gsmlp.validation.inputs import fit_batch
-from gsmlp.validation.parity import detection_agreement
+from gsmlp.validation.parity import detection_agreement, output_differences
 from gsmlp.validation.tolerances import tolerance_for
 from tests.conftest import make_tiny_model
 from tests.test_export import attach_random_gates, gated_tiny
@@ -60,6 +60,7 @@ def test_report_passes_when_onnxruntime_matches(family: str, coco_subset: Path, 
         "max_abs_diff",
         "pass",
         "max_rel_diff",
+        "max_scaled_diff",
         "outputs",
         "detection_agreement",
     }
@@ -105,6 +106,20 @@ def test_detection_agreement_sees_a_moved_box() -> None:
     moved["pred_boxes"][0, :, 0] += 0.01
     result = detection_agreement(outputs, moved, "deformable-detr")
     assert result["agreement"] == 0.0 and result["label_agreement"] == 1.0 and result["min_iou"] < 0.99
+
+
+def test_the_bound_is_absolute_for_small_values_and_relative_for_large_logits() -> None:
+    # fp32 rounding grows with the magnitude: 1.9e-4 on a logit of -16 is a relative 1.2e-5, while the same
+    # difference on a box coordinate (<= 1) is a real one.
+    bound = tolerance_for("fp32").max_abs_diff
+    reference = {"logits": np.array([[-16.0, 0.5]]), "pred_boxes": np.array([[0.5, 0.5, 0.2, 0.2]])}
+    logit_moved = {"logits": reference["logits"] + [[1.9e-4, 0.0]], "pred_boxes": reference["pred_boxes"]}
+    box_moved = {"logits": reference["logits"], "pred_boxes": reference["pred_boxes"] + [[1.9e-4, 0, 0, 0]]}
+    logits = output_differences(reference, logit_moved)["logits"]
+    boxes = output_differences(reference, box_moved)["pred_boxes"]
+    assert logits["max_abs_diff"] == pytest.approx(1.9e-4)
+    assert logits["max_scaled_diff"] == pytest.approx(1.9e-4 / 16)
+    assert logits["max_scaled_diff"] <= bound < boxes["max_scaled_diff"] == pytest.approx(1.9e-4)
 
 
 def test_fit_batch_pads_images_and_batch_and_refuses_larger_images() -> None:

@@ -46,7 +46,8 @@ def _parity_section(name: str, entry: dict, reference: dict) -> list[str]:
     tolerance = entry["tolerance"]
     lines = [f"### {name}: {verdict}", ""]
     lines.append(
-        f"Tolerance: |delta AP| <= {tolerance['delta_ap']}, max abs diff <= {tolerance['max_abs_diff']}, "
+        f"Tolerance: |delta AP| <= {tolerance['delta_ap']}, max scaled diff (absolute where "
+        f"|reference| <= 1, relative beyond) <= {tolerance['max_abs_diff']}, "
         f"gate flip rate <= {tolerance['max_gate_flip_rate']}."
     )
     lines += ["", "| metric | pytorch | " + name + " | delta |", "|---|---|---|---|"]
@@ -68,9 +69,13 @@ def _parity_section(name: str, entry: dict, reference: dict) -> list[str]:
 
 
 def _difference_table(outputs: dict, qualifier: str) -> list[str]:
-    lines = [f"| output | max abs diff{qualifier} | max rel diff{qualifier} |", "|---|---|---|"]
+    lines = [
+        f"| output | max abs diff{qualifier} | max rel diff{qualifier} | max scaled diff{qualifier} |",
+        "|---|---|---|---|",
+    ]
     for output, diff in outputs.items():
-        lines.append(f"| {output} | {_fmt(diff['max_abs_diff'])} | {_fmt(diff['max_rel_diff'])} |")
+        cells = (diff["max_abs_diff"], diff["max_rel_diff"], diff.get("max_scaled_diff"))
+        lines.append(f"| {output} | " + " | ".join(_fmt(value) for value in cells) + " |")
     return lines
 
 

@@ -90,8 +90,9 @@ def failures(report: dict) -> list[str]:
         if not entry["pass"]:
             tolerance = entry["tolerance"]
             found.append(
-                f"{name} parity FAIL (max_abs_diff {entry['max_abs_diff']:.3g}, bound "
-                f"{tolerance['max_abs_diff']}; delta_AP {entry['delta_AP']}, bound {tolerance['delta_ap']})"
+                f"{name} parity FAIL (max_scaled_diff {entry['max_scaled_diff']:.3g} (max_abs_diff "
+                f"{entry['max_abs_diff']:.3g}), bound {tolerance['max_abs_diff']}; "
+                f"delta_AP {entry['delta_AP']}, bound {tolerance['delta_ap']})"
             )
     if not found and not report["pass"] and report.get("reason"):
         found.append(report["reason"])

@@ -19,7 +19,9 @@ from gsmlp.paths import require_file
 @dataclass(frozen=True)
 class Tolerance:
     delta_ap: float  # |AP(backend) - AP(reference)|, COCO points 0-100
-    max_abs_diff: float  # over every output element (logits and pred_boxes); gated: decisions pinned
+    # Bounds |out - ref| / max(|ref|, 1) over every logits and pred_boxes element (max_scaled_diff: absolute
+    # up to magnitude 1, relative beyond); gated: decisions pinned. The name predates the scaling.
+    max_abs_diff: float
     max_gate_flip_rate: float  # gated models: gate decisions taken differently / all gate decisions
 
     def as_dict(self) -> dict[str, float]:
