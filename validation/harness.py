@@ -4,8 +4,7 @@ The report format written here (session.build_report adds the run's context: mod
 images, skipped_images, missing_images, reference; per backend implementation, ffn_sparsity, ffn_macs):
     backends: {name: {status: ok|skipped|failed, reason, metrics, latency_ms: {median, p90, batches}}}
     parity:   {name: {delta_AP, max_abs_diff, max_abs_diff_unpinned, max_rel_diff, max_scaled_diff, pass,
-                      metrics_delta,
-                      outputs, detection_agreement, gate_decisions, tolerance}}
+                      metrics_delta, outputs, detection_agreement, gate_decisions, tolerance}}
               (the max_abs_diff bound applies to max_scaled_diff: gsmlp.validation.parity)
     pass:     every non-reference backend that ran passed, and none failed
 """
@@ -22,7 +21,7 @@ from tqdm import tqdm
 from gsmlp.model.processing import nonfinite_outputs
 from gsmlp.validation.backends import OUTPUTS, Backend
 from gsmlp.validation.gate_decisions import split_block_masks
-from gsmlp.validation.parity import detection_agreement, output_differences
+from gsmlp.validation.parity import DIFFERENCE_KEYS, detection_agreement, output_differences
 from gsmlp.validation.tolerances import Tolerance
 
 Outputs = dict[str, np.ndarray]
@@ -74,7 +73,7 @@ class BackendRun:
 
 def _merge_differences(merged: dict[str, dict[str, float]], differences: dict[str, dict[str, float]]) -> None:
     for name, diff in differences.items():
-        entry = merged.setdefault(name, {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "max_scaled_diff": 0.0})
+        entry = merged.setdefault(name, dict.fromkeys(DIFFERENCE_KEYS, 0.0))
         for key in entry:
             entry[key] = max(entry[key], diff[key])
 
@@ -192,9 +191,7 @@ def _parity_entry(
     # With the gate decisions pinned, the differences measure the computation alone; the flips are
     # judged separately (gsmlp.validation.gate_decisions).
     compared = other.pinned.outputs if other.pinned else details["outputs"]
-    max_abs = max((d["max_abs_diff"] for d in compared.values()), default=0.0)
-    max_rel = max((d["max_rel_diff"] for d in compared.values()), default=0.0)
-    max_scaled = max((d["max_scaled_diff"] for d in compared.values()), default=0.0)
+    worst = {key: max((d[key] for d in compared.values()), default=0.0) for key in DIFFERENCE_KEYS}
     gates = other.pinned.as_dict() if other.pinned else None
     delta_ap = None
     if ref_metrics and metrics and "AP" in ref_metrics and "AP" in metrics:
@@ -208,16 +205,14 @@ def _parity_entry(
             if isinstance(value, int | float) and isinstance(metrics.get(key), int | float)
         }
     passed = (
-        max_scaled <= tolerance.max_abs_diff
+        worst["max_scaled_diff"] <= tolerance.max_abs_diff
         and (delta_ap is None or abs(delta_ap) <= tolerance.delta_ap)
         and (gates is None or gates["flip_rate"] <= tolerance.max_gate_flip_rate)
     )
     return {
         "delta_AP": delta_ap,
-        "max_abs_diff": max_abs,
+        **worst,
         "pass": bool(passed),
-        "max_rel_diff": max_rel,
-        "max_scaled_diff": max_scaled,
         "max_abs_diff_unpinned": unpinned_abs,
         "metrics_delta": metrics_delta,
         **details,

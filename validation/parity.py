@@ -10,6 +10,8 @@ RELATIVE_FLOOR = 1e-3
 # logits), relative beyond. fp32 summation-order differences grow with the magnitude: a trained detr-small's
 # dense file differed from PyTorch by 1.9e-4 on a logit of about -16 (relative 1.2e-5), identical detections.
 SCALED_FLOOR = 1.0
+# What output_differences reports per output, each the largest over its elements.
+DIFFERENCE_KEYS = ("max_abs_diff", "max_rel_diff", "max_scaled_diff")
 
 
 def output_differences(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> dict[str, dict]:
