@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from gsmlp.errors import GsmlpError
+from gsmlp.exporter.deformable_attention import levelwise_deformable_attention
 from gsmlp.exporter.export_modules import GatedMLPForExport, PlainMLPForExport
 from gsmlp.exporter.fold import fold_gated, fold_plain
 from gsmlp.exporter.fp16 import convert_to_fp16
@@ -191,7 +192,7 @@ def export_onnx(
     family = family_of(model)
     _check_exportable(model, family, options)
     _check_cpu_float32(model)
-    with _ffns_replaced(model, options.dense) as (gated, plain):
+    with _ffns_replaced(model, options.dense) as (gated, plain), levelwise_deformable_attention(model):
         proto = _trace_to_onnx(model, options, gated=gated > 0)
     mode = "gated" if not options.dense else "dense"
     metadata = {FAMILY_KEY: family, "gsmlp.mode": mode, "gsmlp.dtype": options.dtype}
