@@ -81,12 +81,14 @@ def thresholds_clear_of_logits(
     return min(margins)
 
 
-def check_real_image_parity(family: str, root: Path, tmp_path: Path, height: int, width: int) -> dict:
+def check_real_image_parity(
+    family: str, root: Path, tmp_path: Path, height: int, width: int, images: int = 2
+) -> dict:
     model = full_size_gated(family)
-    pixel_values, pixel_mask = coco_canvas_batch(root, 2, height, width)
+    pixel_values, pixel_mask = coco_canvas_batch(root, images, height, width)
     assert thresholds_clear_of_logits(model, pixel_values, pixel_mask) > 1e-5
     path = str(tmp_path / f"{family}-{height}x{width}.onnx")
-    export_onnx(model, path, ExportOptions(height=height, width=width, batch=2))
+    export_onnx(model, path, ExportOptions(height=height, width=width, batch=images))
     reset_sparsity(model)
     reference = PyTorchBackend(model).run(pixel_values, pixel_mask)
     sparsity = sparsity_report(model)["encoder"]
@@ -105,10 +107,13 @@ def test_full_size_gated_parity_on_real_images_small(family: str, coco_subset: P
     check_real_image_parity(family, coco_subset, tmp_path, 256, 320)
 
 
+# One image at 800 x 800: two give Deformable DETR's encoder gates 850,000 logits per layer, too dense for
+# any threshold to keep 1e-5 clear of them all (6.3e-6 was the widest gap), and a smaller margin would let
+# summation noise decide blocks. The padded two-image batch is tested at 480 x 640.
 @pytest.mark.slow
-@pytest.mark.parametrize("size", [(480, 640), (800, 800)])
+@pytest.mark.parametrize("size", [(480, 640, 2), (800, 800, 1)])
 @pytest.mark.parametrize("family", sorted(BUILDERS))
 def test_full_size_gated_parity_on_real_images_large(
-    family: str, size: tuple[int, int], coco_subset: Path, tmp_path: Path
+    family: str, size: tuple[int, int, int], coco_subset: Path, tmp_path: Path
 ) -> None:
     check_real_image_parity(family, coco_subset, tmp_path, *size)
