@@ -17,9 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gsmlp.runtime.ort_session import open_session
 from gsmlp.validation.ffn_bench import SHAPES, synthetic_problem
-from gsmlp.validation.ffn_bench_onnxruntime import dense_graph, op_graph
+from gsmlp.validation.ffn_bench_onnxruntime import bench_session, dense_graph, op_graph
 
 FLUSH_BYTES = 256 * 2**20  # larger than any last-level cache this runs on
 
@@ -44,13 +43,8 @@ def main() -> None:
     layer, x, thresholds = synthetic_problem(args.shape, args.block_size, 16, [args.sparsity])
     feed = {"X": x.numpy().astype(np.float32)}
 
-    def session(model, op: str):
-        return open_session(
-            model.SerializeToString(), op=op, threads=args.threads, use_cuda=False, spin=False
-        ).session
-
-    sparse = session(op_graph(layer, thresholds[args.sparsity], "fp32"), "library")
-    dense = session(dense_graph(layer, "fp32"), "function")
+    sparse = bench_session(op_graph(layer, thresholds[args.sparsity], "fp32"), "library", args.threads)
+    dense = bench_session(dense_graph(layer, "fp32"), "function", args.threads)
     flush = np.zeros(FLUSH_BYTES // 4, dtype=np.float32)
     prepare = {
         "warm": lambda: sparse.run(None, feed),

@@ -8,6 +8,8 @@ backends' figures describe the same problems.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 import torch
@@ -83,23 +85,26 @@ def check_runnable() -> None:
         raise NotBuiltError(f"--backend onnxruntime: {why_no_library()}")
 
 
+def bench_session(model: onnx.ModelProto, op: str, threads: int, threading: str = "onnxruntime") -> Any:
+    """A CPU InferenceSession for timing runs that alternate with another session's.
+
+    No spinning: each session has its own pool, and one pool's spinning threads would take the cores from
+    the other's millisecond-long run.
+    """
+    opened = open_session(
+        model.SerializeToString(), op=op, threads=threads, use_cuda=False, threading=threading, spin=False
+    )
+    return opened.session
+
+
 def measure(
     name: str, layer: GatedSparseMLP, x: np.ndarray, threshold: float, *, dtype: str, threads: int,
     repeat: int, warmup: int, target: float | None = None, threading: str = "onnxruntime",
 ) -> Case:  # fmt: skip
     """Time the op (library, no BlockMask output) against the dense subgraph, same threads and dtype."""
-
-    def session(model: onnx.ModelProto, op: str, threading: str = "onnxruntime"):
-        # No spinning: the runs alternate between sessions, each with its own pool, and one pool's
-        # spinning threads would take the cores from the other's millisecond-long run.
-        opened = open_session(
-            model.SerializeToString(), op=op, threads=threads, use_cuda=False, threading=threading, spin=False
-        )
-        return opened.session
-
-    sparse = session(op_graph(layer, threshold, dtype), "library", threading)
-    dense = session(dense_graph(layer, dtype), "function")
-    probe = session(op_graph(layer, threshold, dtype, block_mask=True), "library")
+    sparse = bench_session(op_graph(layer, threshold, dtype), "library", threads, threading)
+    dense = bench_session(dense_graph(layer, dtype), "function", threads)
+    probe = bench_session(op_graph(layer, threshold, dtype, block_mask=True), "library", threads)
     (_, mask) = probe.run(None, {"X": x})  # the kernel's own decisions: the measured sparsity
     feeds = {"X": x}
     dense_ms, sparse_ms = time_pair(
