@@ -64,7 +64,8 @@ def _export(checkpoint: Path, path: Path, mode: str, edge: int) -> None:
 
     # A fresh load per file, as `gsmlp export` does.
     loaded = load_detector(str(checkpoint))
-    export_onnx(loaded.model, path, ExportOptions(dense=mode == "dense", height=edge, width=edge))
+    options = ExportOptions(dense=mode == "dense", height=edge, width=edge, preprocess=loaded.preprocess)
+    export_onnx(loaded.model, path, options)
 
 
 def _build_engines(folder: Path, plugin_lib: str | None, steps: dict) -> dict[str, Path | None]:
