@@ -96,8 +96,8 @@ def prepare(
             f"{source} ({original[1]}x{original[0]} pixels) is {size[1]}x{size[0]} after the model's "
             f"resize rule (shortest edge {metadata.shortest_edge}, longest {metadata.longest_edge}), larger "
             f"than the {canvas[1]}x{canvas[0]} input the file was exported for: export with --dynamic "
-            f"(DETR), or with --height and --width that hold it (`gsmlp demo` exports a square of the "
-            f"longest edge, {metadata.longest_edge})"
+            f"(DETR), or with --height {size[0]} --width {size[1]} or more (DETR's rule can make the long "
+            "side a pixel or two longer than the longest edge)"
         )
     pixel_values = preprocess(
         image, size, metadata.pad_multiple, metadata.image_mean, metadata.image_std, canvas

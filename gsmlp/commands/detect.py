@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -244,12 +244,12 @@ def picture_name(path: Path, taken: set[str]) -> str:
     return name
 
 
-def _summary(detections: Detections, label_name) -> str:
-    found = ", ".join(
-        f"{label_name(int(label))} {score:.2f}"
-        for label, score in zip(detections.labels, detections.scores, strict=True)
-    )
-    return f"{len(detections.scores)} detections" + (f": {found}" if found else "")
+def _summary(detections: Detections, label_name: Callable[[int], str], shown: int = 5) -> str:
+    """ "3 detections: circle 0.98, square 0.91, star 0.60" (the best `shown` of them named)."""
+    pairs = list(zip(detections.labels.tolist(), detections.scores.tolist(), strict=True))
+    found = ", ".join(f"{label_name(label)} {score:.2f}" for label, score in pairs[:shown])
+    more = f", ... ({len(pairs) - shown} more)" if len(pairs) > shown else ""
+    return f"{len(pairs)} detections" + (f": {found}{more}" if found else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -277,6 +277,8 @@ def run(args: argparse.Namespace) -> int:
                 lines.append(f"{path}: {_summary(found, label_name)} -> {name}")
                 progress.update(1)
         if not taken:
+            if source.dataset is not None:
+                raise source.dataset.usable_images_error(source.limit)
             raise GsmlpError(
                 f"no image could be used: {len(unreadable)} unreadable ({', '.join(unreadable[:5])})"
             )
