@@ -131,7 +131,8 @@ Parsed parseOptions(int argc, char** argv, Runner const& runner, Options& option
         {
             if (known)
             {
-                std::fprintf(stderr, "error: bad value for %s: %s\n", flag.c_str(), value);
+                std::fprintf(stderr, "error: bad value for %s: %s (expected %s)\n", flag.c_str(), value,
+                    flag == "--score" ? "a number in [0, 1]" : "a whole number from 1 to 100000");
             }
             else
             {
