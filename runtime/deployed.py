@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 Outputs = dict[str, np.ndarray]
 REQUIRED_OUTPUTS = ("logits", "pred_boxes")
+SHOWN_SCORE = 0.5  # the score from which a picture shows a detection (`gsmlp detect --score`, the demo)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from gsmlp.errors import GsmlpError
 from gsmlp.io import OutputKind, folder_entries
 from gsmlp.model.decoding import DEFAULT_TOP_K
 from gsmlp.paths import OutputPlan, require_file
+from gsmlp.runtime.deployed import SHOWN_SCORE
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -98,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--score",
         type=float,
-        default=0.5,
+        default=SHOWN_SCORE,
         metavar="S",
         help="keep detections scoring at least S, in [0, 1] (default: %(default)s)",
     )
