@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gsmlp.deploy_metadata import DeployMetadata, from_props
+from gsmlp.deploy_metadata import DeployMetadata
 from gsmlp.errors import GsmlpError
 from gsmlp.model.decoding import DEFAULT_TOP_K, Detections, decode, nonfinite_outputs
 from gsmlp.paths import require_file
+from gsmlp.runtime.file_facts import REQUIRED_OUTPUTS, engine_facts, onnx_file_facts
 from gsmlp.runtime.prepare_image import prepare
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
 Outputs = dict[str, np.ndarray]
-REQUIRED_OUTPUTS = ("logits", "pred_boxes")
 SHOWN_SCORE = 0.5  # the score from which a picture shows a detection (`gsmlp detect --score`, the demo)
 
 
@@ -40,14 +40,6 @@ class DeployedModel:
     canvas: tuple[int, int] | None  # the fixed (h, w) input of a static file; None where it is dynamic
     implementation: str  # what computes the GatedSparseMLP layers ("gsmlp op library (CPU)", ...)
     run: Callable[[np.ndarray, np.ndarray], Outputs]
-
-
-def _static_canvas(shape: list[Any] | tuple[Any, ...]) -> tuple[int, int] | None:
-    """(h, w) of a pixel_values shape whose height and width are fixed numbers."""
-    height, width = shape[-2], shape[-1]
-    if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
-        return height, width
-    return None
 
 
 def _onnx_runner(session: Any, batch: Any) -> Callable[[np.ndarray, np.ndarray], Outputs]:
@@ -63,20 +55,6 @@ def _onnx_runner(session: Any, batch: Any) -> Callable[[np.ndarray, np.ndarray],
     return run
 
 
-def onnx_file_facts(session: Any, path: str) -> tuple[DeployMetadata, tuple[int, int] | None, Any]:
-    """(metadata, static canvas or None, declared batch) of an opened ONNX Runtime session on `path`."""
-    inputs = {inp.name: inp for inp in session.get_inputs()}
-    outputs = {out.name for out in session.get_outputs()}
-    metadata = from_props(session.get_modelmeta().custom_metadata_map, path)
-    if "pixel_values" not in inputs or not set(REQUIRED_OUTPUTS) <= outputs:
-        raise GsmlpError(
-            f"{path} takes {sorted(inputs)} and gives {sorted(outputs)}; a file of `gsmlp export` takes "
-            "pixel_values (and pixel_mask) and gives logits and pred_boxes"
-        )
-    shape = inputs["pixel_values"].shape
-    return metadata, _static_canvas(shape), shape[0]
-
-
 def open_onnx(path: str | Path, *, op: str = "auto", threads: int = 0) -> DeployedModel:
     """ONNX Runtime on `path`, with the gsmlp op library where it is built (op: ort_session.OP_CHOICES)."""
     from gsmlp.runtime.ort_session import open_session
@@ -89,27 +67,6 @@ def open_onnx(path: str | Path, *, op: str = "auto", threads: int = 0) -> Deploy
     )
 
 
-def read_onnx_facts(path: str | Path) -> tuple[DeployMetadata, tuple[int, int] | None]:
-    """Metadata and static canvas of an ONNX file (the function body runs its nodes: no library needed)."""
-    from gsmlp.runtime.ort_session import open_session
-
-    path = require_file(path, "--model")
-    opened = open_session(path, op="function", label=str(path))
-    metadata, canvas, _ = onnx_file_facts(opened.session, str(path))
-    return metadata, canvas
-
-
-def engine_facts(path: str | Path) -> tuple[DeployMetadata, tuple[int, int] | None]:
-    """Metadata and static canvas of an engine, from its JSON alone (no TensorRT needed)."""
-    from gsmlp.runtime.engine_metadata import model_metadata, read_metadata
-
-    path = require_file(path, "--engine")
-    meta = read_metadata(path)
-    metadata = model_metadata(path, meta)
-    shape = ((meta or {}).get("inputs") or {}).get("pixel_values", {}).get("shape") or [-1, -1]
-    return metadata, _static_canvas(shape)
-
-
 def open_engine(path: str | Path, *, plugin_lib: str | Path | None = None) -> DeployedModel:
     """TensorRT on a `gsmlp build` engine, with the GatedSparseMLP plugin library."""
     from gsmlp.runtime.trt_runner import TensorRTRunner
@@ -117,13 +74,6 @@ def open_engine(path: str | Path, *, plugin_lib: str | Path | None = None) -> De
     metadata, canvas = engine_facts(path)  # before TensorRT: a file without metadata fails in a second
     runner = TensorRTRunner(path, plugin_lib)
     return DeployedModel(str(path), metadata, canvas, runner.implementation or "TensorRT", runner.run)
-
-
-def is_engine(path: str | Path) -> bool:
-    """An engine of `gsmlp build` (its JSON beside it), as opposed to an ONNX file."""
-    from gsmlp.runtime.engine_metadata import metadata_path
-
-    return metadata_path(path).is_file() or Path(path).suffix in (".engine", ".plan", ".trt")
 
 
 def detect_image(

@@ -119,7 +119,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def _model_settings(path: Path) -> tuple[DeployMetadata, tuple[int, int] | None, str]:
     """The file's metadata, its fixed input size (or None) and the start of its sample's command line."""
-    from gsmlp.runtime.deployed import engine_facts, is_engine, read_onnx_facts
+    from gsmlp.runtime.file_facts import engine_facts, is_engine, read_onnx_facts
     from gsmlp.runtime.ort_session import op_library
 
     if is_engine(path):
