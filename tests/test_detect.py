@@ -300,3 +300,16 @@ def test_prepare_image_takes_the_file_settings(gated_detr_small, tmp_path: Path,
     printed = capsys.readouterr().out
     assert out.stat().st_size == 3 * 320 * 320 * 4
     assert f"gsmlp_ort_sample --onnx {onnx_path}" in printed and "--height 320 --width 320" in printed
+
+
+def test_build_carries_the_export_metadata_into_the_engine_json(gated_detr_small, tmp_path: Path) -> None:
+    """What `gsmlp build` writes under "metadata" (trt_build.onnx_metadata) reads back as the ONNX file's."""
+    from gsmlp.runtime.engine_metadata import model_metadata, read_metadata
+    from gsmlp.runtime.trt_build import onnx_metadata
+
+    _, onnx_path = gated_detr_small
+    engine = tmp_path / "gated.engine"
+    engine.write_bytes(b"serialized engine bytes")
+    metadata_path(engine).write_text(json.dumps({"format": FORMAT, "metadata": onnx_metadata(onnx_path)}))
+    props = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    assert model_metadata(engine, read_metadata(engine)) == from_props(props, str(onnx_path))
