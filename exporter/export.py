@@ -14,8 +14,10 @@ import onnx
 import torch
 from torch import nn
 
+from gsmlp.deploy_metadata import FAMILY_KEY
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.deformable_attention import levelwise_deformable_attention
+from gsmlp.exporter.deploy_metadata import runtime_metadata
 from gsmlp.exporter.export_modules import GatedMLPForExport, PlainMLPForExport
 from gsmlp.exporter.fold import fold_gated, fold_plain
 from gsmlp.exporter.fp16 import convert_to_fp16
@@ -25,6 +27,7 @@ from gsmlp.exporter.retype import demote_float64
 from gsmlp.io import OutputKind, write_bytes_atomic
 from gsmlp.model.detector import family_of
 from gsmlp.model.gated_mlp import GatedSparseMLP
+from gsmlp.model.processing import PreprocessConfig
 from gsmlp.model.wrap import gated_layers, gated_slots
 from gsmlp.op_identity import DOMAIN, DOMAIN_VERSION
 
@@ -32,7 +35,6 @@ OPSET = 17
 INPUT_NAMES = ["pixel_values", "pixel_mask"]
 OUTPUT_NAMES = ["logits", "pred_boxes"]
 Dtype = Literal["fp32", "fp16"]
-FAMILY_KEY = "gsmlp.family"  # metadata every file gsmlp exports carries (with gsmlp.mode, gsmlp.dtype)
 
 
 def is_gsmlp_onnx(path: str | os.PathLike[str]) -> bool:
@@ -55,6 +57,7 @@ class ExportOptions:
     height: int = 800
     width: int = 800
     batch: int = 1
+    preprocess: PreprocessConfig | None = None  # recorded for the runtimes (None: DETR's defaults)
 
 
 @dataclass
@@ -198,6 +201,7 @@ def export_onnx(
     metadata = {FAMILY_KEY: family, "gsmlp.mode": mode, "gsmlp.dtype": options.dtype}
     if options.dtype == "fp16":
         proto = convert_to_fp16(proto)
+    metadata.update(runtime_metadata(model, family, mode, options.dtype, options.preprocess))
     proto = finish_model(proto, with_function=gated > 0, metadata=metadata)
     write_bytes_atomic(out, proto.SerializeToString())
     return ExportSummary(str(out), family, mode, gated, plain, options.dtype, options.dynamic)

@@ -32,6 +32,7 @@ Typical flow:
   gsmlp export    --model runs/detr-small-mgs --out runs/gated.onnx
   gsmlp validate  --model runs/detr-small-mgs --onnx runs/gated.onnx --data shapes-val \\
                   --backends pytorch,onnxruntime --report runs/report.json
+  gsmlp detect    --onnx runs/gated.onnx photo.jpg --out runs/detections   (boxes drawn on your image)
   gsmlp demo      --out runs/demo        (all of the above on the built-in model)
 
 {forms}
@@ -39,13 +40,21 @@ Run `gsmlp COMMAND --help` for the options of one command.
 """.format(forms=textwrap.fill(f"Every --model takes {ACCEPTED_FORMS}.", 105))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only`, the modules of the other commands are not imported.
+
+    A command runs with only its own imports: `gsmlp detect --onnx` must not import torch, which some other
+    commands' modules do at their top.
+    """
     parser = argparse.ArgumentParser(
         prog="gsmlp", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"gsmlp {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, module_name in COMMANDS.items():
+        if only is not None and name != only:
+            subparsers.add_parser(name)  # still a known name, for argparse's messages
+            continue
         module = importlib.import_module(module_name)
         sub = subparsers.add_parser(
             name,
@@ -59,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.nn import functional as F
 
+from gsmlp.deploy_metadata import ACTIVATIONS
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_json_atomic
+
+# nonfinite_outputs lives with the torch-free decoding; the importers of this module keep finding it here.
+from gsmlp.model.decoding import DEFAULT_TOP_K, Detections, decode, nonfinite_outputs  # noqa: F401
 from gsmlp.model.resize import IMAGENET_MEAN, IMAGENET_STD, MAX_EDGE, resized_size
 
 FAMILIES = ("detr", "deformable-detr")
@@ -96,13 +99,6 @@ class Batch:
     resized_sizes: list[tuple[int, int]]  # (h, w) after resizing, before padding
 
 
-@dataclass
-class Detections:
-    boxes: np.ndarray  # [N, 4] xyxy in original-image pixels
-    scores: np.ndarray  # [N]
-    labels: np.ndarray  # [N] int: the dataset's own category ids
-
-
 def _to_tensor(image: Image.Image, size: tuple[int, int], config: PreprocessConfig) -> torch.Tensor:
     rgb = image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
     pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
@@ -131,55 +127,15 @@ def preprocess(images: Sequence[Image.Image], config: PreprocessConfig) -> Batch
     return Batch(pixel_values, pixel_mask, original, resized)
 
 
-def _scores_and_labels(logits: torch.Tensor, family: str, top_k: int) -> tuple[torch.Tensor, ...]:
-    """Per image: (scores [K], labels [K], query index [K])."""
-    if family == "detr":
-        # The last column is "no object"; every other index is a dataset category id.
-        best, classes = F.softmax(logits, -1)[..., :-1].max(-1)
-        scores, queries = best.topk(min(top_k, best.shape[1]), dim=1)
-        return scores, classes.gather(1, queries), queries
-    if family == "deformable-detr":
-        probs = logits.sigmoid().flatten(1)
-        k = min(top_k, probs.shape[1])
-        scores, index = probs.topk(k, dim=1)
-        num_classes = logits.shape[-1]
-        return scores, index % num_classes, index // num_classes
-    raise GsmlpError(f"unknown model family {family!r}: choose one of {', '.join(FAMILIES)}")
-
-
 def postprocess(
-    logits: torch.Tensor, pred_boxes: torch.Tensor, batch: Batch, family: str, top_k: int = 100
+    logits: torch.Tensor, pred_boxes: torch.Tensor, batch: Batch, family: str, top_k: int = DEFAULT_TOP_K
 ) -> list[Detections]:
-    """Model outputs -> per-image detections in original-image pixels.
-
-    Boxes are (cx, cy, w, h) relative to the resized, unpadded image, which is the original image
-    scaled, so relative coordinates times the original size are original pixels.
-    """
-    scores, labels, queries = _scores_and_labels(logits.detach().float(), family, top_k)
-    results = []
-    for index, (height, width) in enumerate(batch.original_sizes):
-        boxes = pred_boxes[index].detach().float()[queries[index]]
-        cx, cy, w, h = boxes.unbind(-1)
-        xyxy = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
-        xyxy = xyxy * torch.tensor([width, height, width, height], dtype=torch.float32)
-        labels_np = labels[index].numpy().astype(np.int64)
-        results.append(Detections(xyxy.numpy(), scores[index].numpy(), labels_np))
-    return results
-
-
-def nonfinite_outputs(outputs: dict[str, torch.Tensor | np.ndarray]) -> str | None:
-    """'logits: 1200 of 1200 values are NaN or infinite', one clause per output holding any; else None.
-
-    A detector whose outputs are not finite scores nothing that means anything: the run must fail, and say
-    which output went wrong, rather than report AP 0.
-    """
-    found = []
-    for name, value in outputs.items():
-        array = value.detach().float().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-        if not np.issubdtype(array.dtype, np.floating):
-            continue
-        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-        if bad:
-            nan = int(np.count_nonzero(np.isnan(array)))
-            found.append(f"{name}: {bad} of {array.size} values are NaN or infinite ({nan} NaN)")
-    return "; ".join(found) or None
+    """Model outputs -> per-image detections in original-image pixels (gsmlp.model.decoding's rule)."""
+    if family not in ACTIVATIONS:
+        raise GsmlpError(f"unknown model family {family!r}: choose one of {', '.join(FAMILIES)}")
+    logits_np = logits.detach().float().cpu().numpy()
+    boxes_np = pred_boxes.detach().float().cpu().numpy()
+    return [
+        decode(logits_np[index], boxes_np[index], ACTIVATIONS[family], size, top_k=top_k)
+        for index, size in enumerate(batch.original_sizes)
+    ]

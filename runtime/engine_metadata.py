@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gsmlp.deploy_metadata import DeployMetadata, from_props
 from gsmlp.errors import GsmlpError
 
 FORMAT = "gsmlp-trt-engine/1"
@@ -82,3 +83,21 @@ def check_compatible(
             + ". Rebuild it here with `gsmlp build` (engines are tied to one TensorRT version and one GPU "
             "compute capability)."
         )
+
+
+def model_metadata(engine_path: str | Path, meta: dict[str, Any] | None) -> DeployMetadata:
+    """What pre- and post-processing need, from the engine's JSON (`gsmlp build` copies it from the ONNX)."""
+    json_path = metadata_path(engine_path)
+    if meta is None:
+        raise GsmlpError(
+            f"the engine {engine_path} has no {json_path.name} beside it (built by trtexec, or copied "
+            "without it?): nothing says how to pre-process its images or decode its outputs; build it with "
+            "`gsmlp build`"
+        )
+    if not isinstance(meta.get("metadata"), dict):
+        raise GsmlpError(
+            f"{json_path} was written by an older `gsmlp build`: it lacks the model metadata "
+            '("metadata": the family, preprocessing and label names); rebuild the engine with '
+            "`gsmlp build` from a file of `gsmlp export`"
+        )
+    return from_props(meta["metadata"], f"the engine {engine_path} ({json_path.name})")

@@ -1,14 +1,17 @@
-"""Write one image as the raw float32 [1,3,H,W] input of the C++ sample (runtime/cpp), DETR-style.
+"""Pre-process images as a gsmlp detector wants them, with numpy and pillow; write the C++ samples' input.
 
+    python -m gsmlp.runtime.prepare_image IMAGE OUT.raw --model runs/gated.onnx    # the file's own settings
     python -m gsmlp.runtime.prepare_image IMAGE OUT.raw [--shortest-edge 800] [--longest-edge 1333]
     python -m gsmlp.runtime.prepare_image IMAGE OUT.raw --size 512x512
 
-The same preprocessing as gsmlp.model.processing (which needs torch; this needs numpy and pillow only): RGB,
-bilinear resize so that the shorter side is --shortest-edge unless the longer one would exceed
---longest-edge, [0, 1] scaling, ImageNet mean/std, then zero padding at the bottom/right up to a multiple of
---pad-multiple (the valid region is what pixel_mask marks). --size HxW resizes to exactly HxW, unpadded, for
-an engine built for one size. The file is the bare array, C order, little-endian. The sizes are printed as
-the sample's command line.
+The same preprocessing as gsmlp.model.processing (which needs torch): RGB, bilinear resize so that the
+shorter side is --shortest-edge unless the longer one would exceed --longest-edge, [0, 1] scaling, mean/std
+normalisation, then zero padding at the bottom/right up to a multiple of --pad-multiple (the valid region
+is what pixel_mask marks). With --model (an ONNX file of `gsmlp export` or an engine of `gsmlp build`) the
+resize rule, its sizes, mean, std and padding multiple come from the file's metadata, and a file exported
+for one fixed size gets its input padded to that size. --size HxW resizes to exactly HxW, unpadded. The
+file is the bare float32 [1,3,H,W] array, C order, little-endian. The sizes are printed as the command line
+of the C++ sample that runs the file (gsmlp_ort_sample for ONNX, gsmlp_trt_sample for an engine).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,25 +29,82 @@ from gsmlp.errors import GsmlpError
 from gsmlp.io import write_bytes_atomic
 from gsmlp.model.resize import IMAGENET_MEAN, IMAGENET_STD, resized_size
 
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from gsmlp.deploy_metadata import DeployMetadata
+
 MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
 STD = np.array(IMAGENET_STD, dtype=np.float32)
 
 
-def preprocess(image_path: Path, size: tuple[int, int], pad_multiple: int = 1) -> np.ndarray:
-    """float32 [1, 3, H', W']: normalized, zero-padded at the bottom/right to multiples of `pad_multiple`."""
-    from PIL import Image, UnidentifiedImageError
+def open_rgb(image_path: Path) -> Image:
+    """The image as RGB, or an error naming the file (any decoder failure: pillow raises many types)."""
+    from PIL import Image
 
     try:
         with Image.open(image_path) as image:
-            rgb = image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise GsmlpError(f"cannot read the image {image_path}: {exc}") from None
-    pixels = (np.asarray(rgb, dtype=np.float32) / 255.0 - MEAN) / STD
-    padded_h = -(-size[0] // pad_multiple) * pad_multiple
-    padded_w = -(-size[1] // pad_multiple) * pad_multiple
-    out = np.zeros((1, 3, padded_h, padded_w), dtype="<f4")
+            return image.convert("RGB")
+    except Exception as exc:
+        raise GsmlpError(f"cannot read the image {image_path}: {type(exc).__name__}: {exc}") from None
+
+
+def preprocess(
+    image: Path | Image,
+    size: tuple[int, int],
+    pad_multiple: int = 1,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    canvas: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """float32 [1, 3, H', W']: resized to `size` (h, w), normalized, zero-padded at the bottom/right to
+    multiples of `pad_multiple`, or to `canvas` (h, w) where given."""
+    from PIL import Image as PILImage
+
+    rgb = open_rgb(image) if isinstance(image, str | Path) else image.convert("RGB")
+    resized = rgb.resize((size[1], size[0]), PILImage.Resampling.BILINEAR)
+    mean_array, std_array = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+    pixels = (np.asarray(resized, dtype=np.float32) / 255.0 - mean_array) / std_array
+    if canvas is None:
+        canvas = (-(-size[0] // pad_multiple) * pad_multiple, -(-size[1] // pad_multiple) * pad_multiple)
+    out = np.zeros((1, 3, *canvas), dtype="<f4")
     out[0, :, : size[0], : size[1]] = pixels.transpose(2, 0, 1)
     return out
+
+
+@dataclass
+class PreparedImage:
+    """One image as a deployed detector takes it."""
+
+    pixel_values: np.ndarray  # [1, 3, H, W] float32
+    pixel_mask: np.ndarray  # [1, H, W] int64: 1 on the resized image, 0 on the padding
+    original_size: tuple[int, int]  # (h, w) of the image: boxes are decoded into its pixels
+    resized_size: tuple[int, int]  # (h, w) inside the padding
+
+
+def prepare(
+    image: Image, metadata: DeployMetadata, canvas: tuple[int, int] | None, source: str
+) -> PreparedImage:
+    """Resize, normalise and pad `image` by the file's metadata; `canvas`: the fixed (h, w) of a static file.
+
+    source: how a message names the image.
+    """
+    original = (image.height, image.width)
+    size = resized_size(*original, metadata.shortest_edge, metadata.longest_edge)
+    if canvas is not None and (size[0] > canvas[0] or size[1] > canvas[1]):
+        raise GsmlpError(
+            f"{source} ({original[1]}x{original[0]} pixels) is {size[1]}x{size[0]} after the model's "
+            f"resize rule (shortest edge {metadata.shortest_edge}, longest {metadata.longest_edge}), larger "
+            f"than the {canvas[1]}x{canvas[0]} input the file was exported for: export with --dynamic "
+            f"(DETR), or with --height {size[0]} --width {size[1]} or more (DETR's rule can make the long "
+            "side a pixel or two longer than the longest edge)"
+        )
+    pixel_values = preprocess(
+        image, size, metadata.pad_multiple, metadata.image_mean, metadata.image_std, canvas
+    )
+    pixel_mask = np.zeros((1, *pixel_values.shape[2:]), dtype=np.int64)
+    pixel_mask[0, : size[0], : size[1]] = 1
+    return PreparedImage(pixel_values, pixel_mask, original, size)
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -55,6 +117,41 @@ def _parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _model_settings(path: Path) -> tuple[DeployMetadata, tuple[int, int] | None, str]:
+    """The file's metadata, its fixed input size (or None) and the start of its sample's command line."""
+    from gsmlp.runtime.file_facts import engine_facts, is_engine, read_onnx_facts
+    from gsmlp.runtime.ort_session import op_library
+
+    if is_engine(path):
+        metadata, canvas = engine_facts(path)
+        return metadata, canvas, f"gsmlp_trt_sample --plugin LIB --engine {path}"
+    metadata, canvas = read_onnx_facts(path)
+    library = op_library()
+    ops = f" --ops-lib {library}" if library is not None else ""
+    return metadata, canvas, f"gsmlp_ort_sample --onnx {path}{ops}"
+
+
+def _write(args: argparse.Namespace) -> tuple[np.ndarray, tuple[int, int], tuple[int, int], str]:
+    """Write the raw input; returns (array, resized (h, w), original (h, w), the sample's command start)."""
+    image = open_rgb(args.image)
+    original = (image.height, image.width)
+    command = "gsmlp_trt_sample --plugin LIB --engine ENGINE"
+    if args.model is not None:
+        metadata, canvas, command = _model_settings(args.model)
+        prepared = prepare(image, metadata, canvas, str(args.image))
+        array, size = prepared.pixel_values, prepared.resized_size
+    elif args.size:
+        size = _parse_size(args.size)
+        array = preprocess(image, size)
+    else:
+        if args.shortest_edge < 1 or args.longest_edge < args.shortest_edge or args.pad_multiple < 1:
+            raise GsmlpError("need 1 <= --shortest-edge <= --longest-edge and --pad-multiple >= 1")
+        size = resized_size(*original, args.shortest_edge, args.longest_edge)
+        array = preprocess(image, size, args.pad_multiple)
+    write_bytes_atomic(args.out, array.tobytes())
+    return array, size, original, command
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gsmlp.runtime.prepare_image",
@@ -63,27 +160,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("image", type=Path, help="any image pillow reads (JPEG, PNG, ...)")
     parser.add_argument("out", type=Path, help="the raw float32 file to write")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="FILE",
+        help="an ONNX file of `gsmlp export` or an engine of `gsmlp build`: its metadata gives every setting "
+        "below, and its fixed input size (if any) the padded size",
+    )
     parser.add_argument("--shortest-edge", type=int, default=800, help="target of the shorter side (800)")
     parser.add_argument("--longest-edge", type=int, default=1333, help="bound on the longer side (1333)")
     parser.add_argument("--pad-multiple", type=int, default=64, help="pad H and W up to multiples of it (64)")
     parser.add_argument("--size", help="exact HxW instead, unpadded (for an engine built for one fixed size)")
     args = parser.parse_args(argv)
+    if args.model is not None and args.size:
+        parser.error("--model and --size contradict each other: the file says how to size its input")
     try:
-        from PIL import Image
-
-        try:
-            with Image.open(args.image) as image:
-                width, height = image.size
-        except OSError as exc:
-            raise GsmlpError(f"cannot read the image {args.image}: {exc}") from None
-        if args.size:
-            size, pad = _parse_size(args.size), 1
-        else:
-            if args.shortest_edge < 1 or args.longest_edge < args.shortest_edge or args.pad_multiple < 1:
-                raise GsmlpError("need 1 <= --shortest-edge <= --longest-edge and --pad-multiple >= 1")
-            size, pad = resized_size(height, width, args.shortest_edge, args.longest_edge), args.pad_multiple
-        array = preprocess(args.image, size, pad)
-        write_bytes_atomic(args.out, array.tobytes())
+        array, size, (height, width), command = _write(args)
     except GsmlpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -92,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"image {width}x{height} resized to {size[1]}x{size[0]}"
     )
     print(
-        f"run: gsmlp_trt_sample --plugin LIB --engine ENGINE --input {args.out} "
+        f"run: {command} --input {args.out} "
         f"--height {array.shape[2]} --width {array.shape[3]} "
         f"--valid-height {size[0]} --valid-width {size[1]} "
         f"--image-height {height} --image-width {width}"

@@ -103,15 +103,23 @@ class BuildOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def count_gated_nodes(onnx_path: Path) -> int:
-    """GatedSparseMLP nodes in the main graph (the nodes the plugin should take over)."""
+def _load_onnx(onnx_path: Path) -> Any:
     import onnx
 
     try:
-        model = onnx.load(str(onnx_path), load_external_data=False)
+        return onnx.load(str(onnx_path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and others for a file that is not an ONNX model
         raise GsmlpError(f"{onnx_path} is corrupt or not an ONNX model: {exc}") from None
-    return sum(1 for node in model.graph.node if node.op_type == PLUGIN_NAME)
+
+
+def count_gated_nodes(onnx_path: Path) -> int:
+    """GatedSparseMLP nodes in the main graph (the nodes the plugin should take over)."""
+    return sum(1 for node in _load_onnx(onnx_path).graph.node if node.op_type == PLUGIN_NAME)
+
+
+def onnx_metadata(onnx_path: Path) -> dict[str, str]:
+    """The file's metadata_props (gsmlp.deploy_metadata): the engine's JSON carries them to the runtimes."""
+    return {prop.key: prop.value for prop in _load_onnx(onnx_path).metadata_props}
 
 
 def parser_error_lines(parser: Any) -> list[str]:
@@ -266,6 +274,8 @@ def build_engine(options: BuildOptions) -> dict[str, Any]:
         if options.use_plugin
         else None,
         "gated_nodes": gated_nodes,
+        # What pre- and post-processing need (gsmlp.deploy_metadata), as the ONNX file carries it.
+        "metadata": onnx_metadata(options.onnx),
         "gated_nodes_as": "plugin" if options.use_plugin else "inlined function body",
         "precision": "strongly typed: tensor types as in the ONNX",
         "inputs": inputs,

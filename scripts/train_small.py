@@ -71,6 +71,8 @@ def small_config(family: str) -> PretrainedConfig:
         encoder_attention_heads=8,
         decoder_attention_heads=8,
         num_labels=NUM_LABELS,
+        # The names travel into every export (gsmlp.deploy_metadata); index 0 is never a target.
+        id2label={0: "N/A", **{i + 1: name for i, name in enumerate(CATEGORIES)}},
         auxiliary_loss=True,
         dropout=0.0,
     )

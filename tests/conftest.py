@@ -80,3 +80,23 @@ def tensorrt_headers() -> Path:
         pytest.skip(f"GSMLP_TENSORRT_INCLUDE={path} holds no NvInfer.h")
     assert shutil.which("cmake"), "the TensorRT headers are given, so cmake must be on PATH to build"
     return path
+
+
+@pytest.fixture(scope="session")
+def gated_detr_small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(gated checkpoint, its ONNX export): `detr-small` with MGS gates calibrated briefly (4 shapes-train
+    images, 10 gate steps), exported as `gsmlp demo` does (a static square of the longest edge, 320)."""
+    from gsmlp.calibration.options import CalibrationJob, CalibrationOptions
+    from gsmlp.calibration.workflow import calibrate
+    from gsmlp.exporter.export import ExportOptions, export_onnx
+    from gsmlp.model.loaders import load_detector
+
+    folder = tmp_path_factory.mktemp("gated-detr-small")
+    checkpoint, onnx_path = folder / "checkpoint", folder / "gated.onnx"
+    method = CalibrationOptions(method="mgs", gate_steps=10)
+    calibrate(CalibrationJob(model="detr-small", data="shapes-train", out=checkpoint, limit=4, reservoir=1000,
+                             method=method))  # fmt: skip
+    loaded = load_detector(str(checkpoint))
+    edge = loaded.preprocess.longest_edge
+    export_onnx(loaded.model, onnx_path, ExportOptions(height=edge, width=edge, preprocess=loaded.preprocess))
+    return checkpoint, onnx_path

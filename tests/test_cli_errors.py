@@ -387,6 +387,11 @@ CASES = {
     "demo-images-0": ("demo --out d --val-images 0", "--val-images | 0"),
     "build-workspace-0": ("build --onnx gated.onnx --out g.engine --workspace 0", "--workspace | 0"),
     "build-shapes-0": ("build --onnx gated.onnx --out g.engine --shapes 0x64x64", "--shapes | 0x64x64"),
+    "detect-out-images": ("detect --onnx gated.onnx data/images --out data", "--out data | holds the input"),
+    "detect-out-foreign-folder": ("detect --onnx gated.onnx data/images --out docs", "--out docs | --force"),
+    "detect-onnx-corrupt": ("detect --onnx corrupt.onnx data/images --out d", "corrupt.onnx | cannot load"),
+    "detect-no-readable-image": ("detect --onnx gated.onnx {U} --out d", "no image of | 000001.jpg"),
+    "detect-score-nan": ("detect --onnx gated.onnx data/images --out d --score nan", "--score | nan"),
 }
 
 

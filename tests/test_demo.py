@@ -91,6 +91,22 @@ def test_demo_at_tiny_scale(tmp_path: Path, capsys) -> None:
     assert "# dense: validation" in markdown and "# gated: validation" in markdown and "| AP |" in markdown
     assert "onnxruntime  gated" in printed and "enc sparsity" in printed
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no temporary folder left behind
+    _check_picture(out, report)
+
+
+def _check_picture(out: Path, report: dict) -> None:
+    """report_detections.png: the shapes-val image, dense and gated side by side; report.md shows it."""
+    from PIL import Image
+
+    from gsmlp.data.shapes import ensure_split
+
+    picture = report["picture"]
+    assert picture["file"] == "report_detections.png" and set(picture["detections"]) == {"dense", "gated"}
+    assert "![dense and gated detections](report_detections.png)" in (out / "report.md").read_text()
+    with Image.open(ensure_split("shapes-val") / "images" / "000001.jpg") as original:
+        width, height = original.size
+    with Image.open(out / "report_detections.png") as sheet:
+        assert sheet.width > 2 * width and sheet.height > height
 
 
 def test_interrupted_demo_writes_nothing(tmp_path: Path, monkeypatch) -> None:

@@ -19,12 +19,14 @@ CALIBRATION_DATA = "shapes-train"
 VALIDATION_DATA = "shapes-val"
 # Recorded tokens per FFN: enough for a rank-16 gate on the small models, small enough to stay fast.
 RESERVOIR = 4000
+# The report's picture: this shapes-val image, its dense and gated detections side by side.
+PICTURE, PICTURE_IMAGE = "report_detections.png", "000001.jpg"
 # What `gsmlp demo --out DIR` writes; an existing DIR is replaced only if it looks like this.
 DEMO_OUTPUT = folder_output(
     "an earlier output of gsmlp demo (report.json, checkpoint/, ...)",
     required=("report.json", "checkpoint"),
-    allowed=("report.md", "report_ap.png", "report_sparsity.png", "dense.onnx", "gated.onnx", "dense.engine",
-             "gated.engine", "dense.engine.json", "gated.engine.json"),
+    allowed=("report.md", "report_ap.png", "report_sparsity.png", PICTURE, "dense.onnx", "gated.onnx",
+             "dense.engine", "gated.engine", "dense.engine.json", "gated.engine.json"),
 )  # fmt: skip
 
 
@@ -64,7 +66,8 @@ def _export(checkpoint: Path, path: Path, mode: str, edge: int) -> None:
 
     # A fresh load per file, as `gsmlp export` does.
     loaded = load_detector(str(checkpoint))
-    export_onnx(loaded.model, path, ExportOptions(dense=mode == "dense", height=edge, width=edge))
+    options = ExportOptions(dense=mode == "dense", height=edge, width=edge, preprocess=loaded.preprocess)
+    export_onnx(loaded.model, path, options)
 
 
 def _build_engines(folder: Path, plugin_lib: str | None, steps: dict) -> dict[str, Path | None]:
@@ -92,6 +95,36 @@ def _build_engines(folder: Path, plugin_lib: str | None, steps: dict) -> dict[st
         steps[f"build_{mode}"] = {"status": "ok", "seconds": time.perf_counter() - start}
         engines[mode] = engine
     return engines
+
+
+def _draw_detections(folder: Path, ort_op: str) -> dict:
+    """PICTURE: one shapes-val image through dense.onnx and gated.onnx in ONNX Runtime, each drawn by the code
+    of `gsmlp detect` (runtime.deployed, runtime.draw); returns what the report says about it."""
+    from gsmlp.data.shapes import ensure_split
+    from gsmlp.runtime.deployed import SHOWN_SCORE, detect_image, open_onnx
+    from gsmlp.runtime.draw import draw_detections, save_png, side_by_side
+    from gsmlp.runtime.prepare_image import open_rgb
+
+    image_path = ensure_split(VALIDATION_DATA) / "images" / PICTURE_IMAGE
+    image = open_rgb(image_path)
+    panels, found = [], {}
+    for mode in ("dense", "gated"):
+        model = open_onnx(folder / f"{mode}.onnx", op=ort_op)
+        detections = detect_image(model, image, source=str(image_path), score_threshold=SHOWN_SCORE)
+        found[mode] = len(detections.scores)
+        panels.append(
+            (
+                f"{mode}: {found[mode]} detections",
+                draw_detections(image, detections, model.metadata.label_name),
+            )
+        )
+    save_png(side_by_side(panels), folder / PICTURE)
+    return {
+        "file": PICTURE,
+        "image": f"{VALIDATION_DATA} {PICTURE_IMAGE}",
+        "score": SHOWN_SCORE,
+        "detections": found,
+    }
 
 
 def _validate(checkpoint: Path, folder: Path, mode: str, engine, options: DemoOptions, tolerances) -> dict:
@@ -126,7 +159,7 @@ def _published(value, tmp: Path, final: Path):
     return value
 
 
-def assemble_report(modes: dict[str, dict], steps: dict, model: str) -> dict:
+def assemble_report(modes: dict[str, dict], steps: dict, model: str, picture: dict | None = None) -> dict:
     """The gated validate report at the top (so validate's readers read it), with both modes beside it."""
     gated = modes["gated"]
     return {
@@ -136,6 +169,7 @@ def assemble_report(modes: dict[str, dict], steps: dict, model: str) -> dict:
         "modes": modes,
         "table": table_rows(modes),
         "steps": steps,
+        "picture": picture,
     }
 
 
@@ -146,6 +180,14 @@ def demo_markdown(report: dict) -> str:
 
     text = f"# gsmlp demo ({report['model']}): {'pass' if report['pass'] else 'FAIL'}\n\n"
     text += "```\n" + format_table(report["table"]) + "\n```\n\n"
+    picture = report.get("picture")
+    if picture:
+        counts = ", ".join(f"{mode} {count}" for mode, count in picture["detections"].items())
+        text += (
+            f"## Detections on {picture['image']}\n\n![dense and gated detections]({picture['file']})\n\n"
+            f"ONNX Runtime on dense.onnx and gated.onnx, score >= {picture['score']}, drawn as "
+            f"`gsmlp detect` draws them: {counts} detections.\n\n"
+        )
     for mode, mode_report in report["modes"].items():
         text += report_markdown(mode_report).replace("# Validation", f"# {mode}: validation", 1) + "\n"
     return text
@@ -174,6 +216,9 @@ def run_demo(options: DemoOptions) -> dict:
             start = time.perf_counter()
             _export(checkpoint, folder / f"{mode}.onnx", mode, edge)
             steps[f"export_{mode}"] = {"status": "ok", "seconds": time.perf_counter() - start}
+        start = time.perf_counter()
+        picture = _draw_detections(folder, options.ort_op)
+        steps["picture"] = {"status": "ok", "seconds": time.perf_counter() - start}
         engines = _build_engines(folder, options.plugin_lib, steps)
         modes = {}
         for mode in ("dense", "gated"):
@@ -181,7 +226,7 @@ def run_demo(options: DemoOptions) -> dict:
             modes[mode] = _validate(checkpoint, folder, mode, engines[mode], options, tolerances)
             steps[f"validate_{mode}"] = {"status": "ok", "seconds": time.perf_counter() - start}
         steps["total_seconds"] = time.perf_counter() - started
-        report = _published(assemble_report(modes, steps, options.model), folder, out)
+        report = _published(assemble_report(modes, steps, options.model, picture), folder, out)
         write_json_atomic(folder / "report.json", report)
         write_report_files(report, folder / "report.json", demo_markdown(report))
     return report

@@ -9,6 +9,7 @@ COMMANDS: dict[str, str] = {
     "build": "gsmlp.commands.build",
     "calibrate": "gsmlp.commands.calibrate",
     "demo": "gsmlp.commands.demo",
+    "detect": "gsmlp.commands.detect",
     "eval": "gsmlp.commands.eval",
     "export": "gsmlp.commands.export",
     "info": "gsmlp.commands.info",

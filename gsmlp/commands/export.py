@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         height=args.height,
         width=args.width,
         batch=args.batch,
+        preprocess=loaded.preprocess,
     )
     print(f"exporting {loaded.source} ({loaded.family}) to {args.out} ...", flush=True)
     summary = export_onnx(loaded.model, args.out, options)

@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -9,17 +10,21 @@ namespace gsmlp::sample
 namespace
 {
 
-void printUsage()
+void printUsage(Runner const& runner, std::FILE* to)
 {
-    std::fprintf(stderr,
-        "usage: gsmlp_trt_sample --plugin LIB --engine ENGINE --input RAW --height H --width W\n"
-        "                        [--valid-height h --valid-width w] [--image-height H0 --image-width W0]\n"
-        "                        [--score 0.5] [--activation softmax|sigmoid]\n"
-        "  LIB     libgsmlp_trt_plugin.so (loaded with IPluginRegistry::loadLibrary)\n"
-        "  ENGINE  an engine from `gsmlp build`\n"
-        "  RAW     float32 [1,3,H,W] from `python -m gsmlp.runtime.prepare_image IMAGE RAW`, which prints\n"
-        "          every size option (valid: the resized image inside the padding; image: the original)\n"
-        "  --activation softmax for DETR (default), sigmoid for Deformable DETR\n");
+    std::fprintf(to,
+        "usage: %s %s FILE --input RAW --height H --width W %s%s LIB%s\n"
+        "       [--valid-height h --valid-width w] [--image-height H0 --image-width W0] [--score 0.5]\n"
+        "%s"
+        "  FILE    %s; its gsmlp metadata says how to decode the outputs (family, activation, labels)\n"
+        "  LIB     %s\n"
+        "  RAW     float32 [1,3,H,W] from `python -m gsmlp.runtime.prepare_image IMAGE RAW --model FILE`, which\n"
+        "          prints this command line with every size (valid: the resized image inside the padding;\n"
+        "          image: the original, whose pixels the boxes are printed in)\n"
+        "  --score keep detections scoring at least this, in [0, 1], among the 100 best (default 0.5)\n"
+        "Prints one line per detection: query, label, score, box [x0, y0, x1, y1], label name.\n",
+        runner.program, runner.modelFlag, runner.libraryRequired ? "" : "[", runner.libraryFlag,
+        runner.libraryRequired ? "" : "]", runner.extraUsage, runner.modelHelp, runner.libraryHelp);
 }
 
 bool parseInt(char const* text, int& value)
@@ -34,90 +39,54 @@ bool parseInt(char const* text, int& value)
     return true;
 }
 
-} // namespace
-
-bool parseOptions(int argc, char** argv, Options& options)
+bool parseScore(char const* text, float& value)
 {
-    for (int i = 1; i < argc; ++i)
+    char* end = nullptr;
+    value = std::strtof(text, &end);
+    return end != text && *end == '\0' && std::isfinite(value) && value >= 0.F && value <= 1.F;
+}
+
+// One flag and its value; false for an unknown flag or a bad value (both printed).
+bool parseFlag(std::string const& flag, char const* value, Runner const& runner, Options& options, bool& known)
+{
+    known = true;
+    std::string* text = flag == runner.modelFlag ? &options.model
+        : flag == runner.libraryFlag             ? &options.library
+        : flag == "--input"                      ? &options.input
+        : (flag == "--metadata" && runner.takesMetadata) ? &options.metadata
+                                                         : nullptr;
+    if (text != nullptr)
     {
-        std::string const flag = argv[i];
-        if (flag == "-h" || flag == "--help")
-        {
-            printUsage();
-            return false;
-        }
-        if (i + 1 >= argc)
-        {
-            std::fprintf(stderr, "error: %s needs a value\n", flag.c_str());
-            printUsage();
-            return false;
-        }
-        char const* value = argv[++i];
-        bool ok = true;
-        if (flag == "--plugin")
-        {
-            options.pluginLib = value;
-        }
-        else if (flag == "--engine")
-        {
-            options.engine = value;
-        }
-        else if (flag == "--input")
-        {
-            options.input = value;
-        }
-        else if (flag == "--height")
-        {
-            ok = parseInt(value, options.height);
-        }
-        else if (flag == "--width")
-        {
-            ok = parseInt(value, options.width);
-        }
-        else if (flag == "--valid-height")
-        {
-            ok = parseInt(value, options.validHeight);
-        }
-        else if (flag == "--valid-width")
-        {
-            ok = parseInt(value, options.validWidth);
-        }
-        else if (flag == "--image-height")
-        {
-            ok = parseInt(value, options.imageHeight);
-        }
-        else if (flag == "--image-width")
-        {
-            ok = parseInt(value, options.imageWidth);
-        }
-        else if (flag == "--score")
-        {
-            char* end = nullptr;
-            options.scoreThreshold = std::strtof(value, &end);
-            ok = end != value && *end == '\0';
-        }
-        else if (flag == "--activation")
-        {
-            ok = std::strcmp(value, "softmax") == 0 || std::strcmp(value, "sigmoid") == 0;
-            options.sigmoid = std::strcmp(value, "sigmoid") == 0;
-        }
-        else
-        {
-            std::fprintf(stderr, "error: unknown option %s\n", flag.c_str());
-            printUsage();
-            return false;
-        }
-        if (!ok)
-        {
-            std::fprintf(stderr, "error: bad value for %s: %s\n", flag.c_str(), value);
-            return false;
-        }
+        *text = value;
+        return true;
     }
-    if (options.pluginLib.empty() || options.engine.empty() || options.input.empty() || options.height == 0
-        || options.width == 0)
+    int* number = flag == "--height"                 ? &options.height
+        : flag == "--width"                          ? &options.width
+        : flag == "--valid-height"                   ? &options.validHeight
+        : flag == "--valid-width"                    ? &options.validWidth
+        : flag == "--image-height"                   ? &options.imageHeight
+        : flag == "--image-width"                    ? &options.imageWidth
+        : (flag == "--threads" && runner.takesThreads) ? &options.threads
+                                                       : nullptr;
+    if (number != nullptr)
     {
-        std::fprintf(stderr, "error: --plugin, --engine, --input, --height and --width are required\n");
-        printUsage();
+        return parseInt(value, *number);
+    }
+    if (flag == "--score")
+    {
+        return parseScore(value, options.scoreThreshold);
+    }
+    known = false;
+    return false;
+}
+
+bool complete(Runner const& runner, Options& options)
+{
+    if (options.model.empty() || options.input.empty() || options.height == 0 || options.width == 0
+        || (runner.libraryRequired && options.library.empty()))
+    {
+        std::fprintf(stderr, "error: %s, %s--input, --height and --width are required\n", runner.modelFlag,
+            runner.libraryRequired ? (std::string(runner.libraryFlag) + ", ").c_str() : "");
         return false;
     }
     // Unpadded input by default; boxes in the pixels of the valid region unless the original size is given.
@@ -127,10 +96,58 @@ bool parseOptions(int argc, char** argv, Options& options)
     options.imageWidth = options.imageWidth == 0 ? options.validWidth : options.imageWidth;
     if (options.validHeight > options.height || options.validWidth > options.width)
     {
-        std::fprintf(stderr, "error: the valid region must fit in --height x --width\n");
+        std::fprintf(stderr, "error: the valid region %dx%d must fit in --height x --width (%dx%d)\n",
+            options.validHeight, options.validWidth, options.height, options.width);
         return false;
     }
+    if (runner.takesMetadata && options.metadata.empty())
+    {
+        options.metadata = options.model + ".json";
+    }
     return true;
+}
+
+} // namespace
+
+Parsed parseOptions(int argc, char** argv, Runner const& runner, Options& options)
+{
+    for (int i = 1; i < argc; ++i)
+    {
+        std::string const flag = argv[i];
+        if (flag == "-h" || flag == "--help")
+        {
+            printUsage(runner, stdout);
+            return Parsed::kHELP;
+        }
+        if (i + 1 >= argc)
+        {
+            std::fprintf(stderr, "error: %s needs a value\n", flag.c_str());
+            printUsage(runner, stderr);
+            return Parsed::kERROR;
+        }
+        char const* value = argv[++i];
+        bool known = false;
+        if (!parseFlag(flag, value, runner, options, known))
+        {
+            if (known)
+            {
+                std::fprintf(stderr, "error: bad value for %s: %s (expected %s)\n", flag.c_str(), value,
+                    flag == "--score" ? "a number in [0, 1]" : "a whole number from 1 to 100000");
+            }
+            else
+            {
+                std::fprintf(stderr, "error: unknown option %s\n", flag.c_str());
+                printUsage(runner, stderr);
+            }
+            return Parsed::kERROR;
+        }
+    }
+    if (!complete(runner, options))
+    {
+        printUsage(runner, stderr);
+        return Parsed::kERROR;
+    }
+    return Parsed::kRUN;
 }
 
 } // namespace gsmlp::sample

@@ -1,7 +1,10 @@
 /* gsmlp_trt_sample: load the GatedSparseMLP plugin library and a `gsmlp build` engine, run one preprocessed
- * image, print the detections. Build and run commands: README.md beside this file. */
+ * image, print the detections. The engine's JSON (ENGINE.json, from `gsmlp build`) says how to decode them.
+ * Build and run commands: README.md beside this file. */
 #include "detections.h"
+#include "metadata.h"
 #include "options.h"
+#include "raw_input.h"
 
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
@@ -10,7 +13,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,17 +33,6 @@ class Logger : public ILogger
         }
     }
 };
-
-bool readFile(std::string const& path, std::vector<char>& bytes)
-{
-    std::ifstream file(path, std::ios::binary);
-    if (!file)
-    {
-        return false;
-    }
-    bytes.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-    return true;
-}
 
 bool cudaOk(cudaError_t status, char const* what)
 {
@@ -116,22 +107,22 @@ float halfToFloat(uint16_t h)
     return value;
 }
 
-// pixel_mask [1,H,W]: 1 on the resized image, 0 on the padding. Its dtype follows the export.
+// pixel_mask [1,H,W] (gsmlp::sample::pixelMask) in the engine's dtype, which follows the export.
 std::vector<char> pixelMask(DataType type, gsmlp::sample::Options const& options)
 {
-    int64_t const count = int64_t{options.height} * options.width;
-    std::vector<char> bytes(static_cast<size_t>(count) * elementSize(type), 0);
-    for (int64_t i = 0; i < count; ++i)
+    std::vector<int64_t> const mask = gsmlp::sample::pixelMask(options);
+    size_t const size = elementSize(type);
+    std::vector<char> bytes(mask.size() * size, 0);
+    for (size_t i = 0; i < mask.size(); ++i)
     {
-        if (i / options.width >= options.validHeight || i % options.width >= options.validWidth)
+        char* at = bytes.data() + i * size;
+        if (mask[i] == 0)
         {
             continue;
         }
-        char* at = bytes.data() + i * static_cast<int64_t>(elementSize(type));
         if (type == DataType::kINT64)
         {
-            int64_t const one = 1;
-            std::memcpy(at, &one, sizeof(one));
+            std::memcpy(at, &mask[i], sizeof(int64_t));
         }
         else if (type == DataType::kINT32)
         {
@@ -233,15 +224,21 @@ bool loadEngine(gsmlp::sample::Options const& options, ILogger& logger, LoadedEn
         std::fprintf(stderr, "error: TensorRT could not create a runtime\n");
         return false;
     }
-    if (loaded.runtime->getPluginRegistry().loadLibrary(options.pluginLib.c_str()) == nullptr)
+    if (!std::ifstream(options.library, std::ios::binary))
     {
-        std::fprintf(stderr, "error: could not load the plugin library %s\n", options.pluginLib.c_str());
+        std::fprintf(stderr, "error: --plugin %s: no such file (libgsmlp_trt_plugin.so; see docs/TENSORRT.md)\n",
+            options.library.c_str());
+        return false;
+    }
+    if (loaded.runtime->getPluginRegistry().loadLibrary(options.library.c_str()) == nullptr)
+    {
+        std::fprintf(stderr, "error: TensorRT could not load the plugin library %s\n", options.library.c_str());
         return false;
     }
     std::vector<char> plan;
-    if (!readFile(options.engine, plan))
+    if (!gsmlp::sample::readFile(options.model, plan))
     {
-        std::fprintf(stderr, "error: cannot read the engine %s\n", options.engine.c_str());
+        std::fprintf(stderr, "error: --engine %s: no such file, or it cannot be read\n", options.model.c_str());
         return false;
     }
     loaded.engine.reset(loaded.runtime->deserializeCudaEngine(plan.data(), plan.size()));
@@ -250,7 +247,7 @@ bool loadEngine(gsmlp::sample::Options const& options, ILogger& logger, LoadedEn
         std::fprintf(stderr,
             "error: TensorRT could not deserialize %s (built by another TensorRT version or for another GPU? "
             "its .json says which)\n",
-            options.engine.c_str());
+            options.model.c_str());
         return false;
     }
     loaded.context.reset(loaded.engine->createExecutionContext());
@@ -262,20 +259,8 @@ bool loadEngine(gsmlp::sample::Options const& options, ILogger& logger, LoadedEn
     return true;
 }
 
-bool readImage(gsmlp::sample::Options const& options, std::vector<char>& image)
-{
-    int64_t const pixels = int64_t{3} * options.height * options.width;
-    if (!readFile(options.input, image) || static_cast<int64_t>(image.size()) != pixels * 4)
-    {
-        std::fprintf(stderr, "error: %s must hold float32 [1,3,%d,%d] (%lld bytes)\n", options.input.c_str(),
-            options.height, options.width, static_cast<long long>(pixels * 4));
-        return false;
-    }
-    return true;
-}
-
 // The host bytes and shape of one engine input: the image, or the pixel mask in the engine's dtype.
-bool inputFor(char const* name, DataType type, std::vector<char> const& image,
+bool inputFor(char const* name, DataType type, std::vector<float> const& image,
     gsmlp::sample::Options const& options, std::vector<char>& host, Dims& dims)
 {
     if (std::strcmp(name, "pixel_values") == 0)
@@ -287,7 +272,8 @@ bool inputFor(char const* name, DataType type, std::vector<char> const& image,
         }
         dims.nbDims = 4;
         dims.d[0] = 1, dims.d[1] = 3, dims.d[2] = options.height, dims.d[3] = options.width;
-        host = image;
+        host.resize(image.size() * sizeof(float));
+        std::memcpy(host.data(), image.data(), host.size());
         return true;
     }
     if (std::strcmp(name, "pixel_mask") == 0)
@@ -301,7 +287,7 @@ bool inputFor(char const* name, DataType type, std::vector<char> const& image,
     return false;
 }
 
-bool bindInputs(LoadedEngine& loaded, std::vector<char> const& image, gsmlp::sample::Options const& options,
+bool bindInputs(LoadedEngine& loaded, std::vector<float> const& image, gsmlp::sample::Options const& options,
     cudaStream_t stream, Bindings& bindings)
 {
     ICudaEngine const& engine = *loaded.engine;
@@ -379,7 +365,8 @@ bool execute(IExecutionContext& context, cudaStream_t stream, Bindings& bindings
     return cudaOk(cudaStreamSynchronize(stream), "run");
 }
 
-int printDetections(LoadedEngine const& loaded, Bindings& bindings, gsmlp::sample::Options const& options)
+int printDetections(LoadedEngine const& loaded, Bindings& bindings, gsmlp::sample::Options const& options,
+    gsmlp::sample::ModelMetadata const& metadata)
 {
     if (bindings.hostOutputs.count("logits") == 0 || bindings.hostOutputs.count("pred_boxes") == 0)
     {
@@ -397,27 +384,38 @@ int printDetections(LoadedEngine const& loaded, Bindings& bindings, gsmlp::sampl
         return 1;
     }
     auto const detections = gsmlp::sample::decodeDetections(logits.data(), boxes.data(), logitsShape.d[1],
-        logitsShape.d[2], options.sigmoid, options.scoreThreshold, options.imageHeight, options.imageWidth);
-    std::printf("%zu detections with score >= %.2f (boxes in pixels of the %dx%d image)\n", detections.size(),
-        static_cast<double>(options.scoreThreshold), options.imageWidth, options.imageHeight);
-    for (auto const& d : detections)
-    {
-        std::printf("query %3lld  label %3lld  score %.3f  box [%.1f, %.1f, %.1f, %.1f]\n",
-            static_cast<long long>(d.query), static_cast<long long>(d.label), static_cast<double>(d.score),
-            static_cast<double>(d.box[0]), static_cast<double>(d.box[1]), static_cast<double>(d.box[2]),
-            static_cast<double>(d.box[3]));
-    }
+        logitsShape.d[2], metadata.activation, options.scoreThreshold, options.imageHeight, options.imageWidth);
+    gsmlp::sample::printModel(options.model, metadata, "gsmlp TensorRT plugin");
+    gsmlp::sample::printDetections(
+        detections, metadata, options.scoreThreshold, options.imageHeight, options.imageWidth);
     return 0;
+}
+
+// The engine's gsmlp metadata, from its JSON: read before TensorRT is touched, so a foreign engine fails first.
+bool readEngineMetadata(gsmlp::sample::Options const& options, gsmlp::sample::ModelMetadata& metadata)
+{
+    gsmlp::sample::MetadataProps props;
+    std::string error;
+    if (!gsmlp::sample::readEngineMetadataProps(options.metadata, props, error)
+        || !gsmlp::sample::readMetadata(props, "the engine " + options.model + " (" + options.metadata + ")",
+            metadata, error))
+    {
+        std::fprintf(stderr, "error: %s\n", error.c_str());
+        return false;
+    }
+    return true;
 }
 
 // Load, bind, execute, print. Every owner (engine, stream, buffers) is an object of this scope, so each early
 // return releases what was acquired; the logger is declared first because the runtime uses it to the end.
 int run(gsmlp::sample::Options const& options)
 {
+    gsmlp::sample::ModelMetadata metadata;
     Logger logger;
     LoadedEngine loaded;
-    std::vector<char> image;
-    if (!loadEngine(options, logger, loaded) || !readImage(options, image))
+    std::vector<float> image;
+    if (!readEngineMetadata(options, metadata) || !gsmlp::sample::readRawImage(options, image)
+        || !loadEngine(options, logger, loaded))
     {
         return 1;
     }
@@ -428,17 +426,22 @@ int run(gsmlp::sample::Options const& options)
     {
         return 1;
     }
-    return printDetections(loaded, bindings, options);
+    return printDetections(loaded, bindings, options, metadata);
 }
 
 } // namespace
 
 int main(int argc, char** argv)
 {
+    gsmlp::sample::Runner const runner{"gsmlp_trt_sample", "--engine", "an engine of `gsmlp build`", "--plugin",
+        "libgsmlp_trt_plugin.so (loaded with IPluginRegistry::loadLibrary)", true,
+        "       [--metadata ENGINE.json]   (the engine's JSON from `gsmlp build`; default: beside the engine)\n",
+        false, true};
     gsmlp::sample::Options options;
-    if (!gsmlp::sample::parseOptions(argc, argv, options))
+    gsmlp::sample::Parsed const parsed = gsmlp::sample::parseOptions(argc, argv, runner, options);
+    if (parsed != gsmlp::sample::Parsed::kRUN)
     {
-        return 2;
+        return parsed == gsmlp::sample::Parsed::kHELP ? 0 : 2;
     }
     return run(options);
 }
