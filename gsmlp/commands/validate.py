@@ -19,7 +19,7 @@ from gsmlp.args import (
     model_input,
 )
 from gsmlp.errors import GsmlpError
-from gsmlp.paths import OutputPlan, companion_output, require_file
+from gsmlp.paths import OutputPlan, companion_output, require_file, require_library
 
 HELP = "COCO mAP parity across PyTorch, ONNX Runtime and TensorRT"
 DESCRIPTION = """\
@@ -119,6 +119,8 @@ def _check_args(args: argparse.Namespace) -> None:
         if path is not None:
             # An engine or plugin that is absent only skips or fails the tensorrt backend, with the reason.
             require_file(path, option, must_exist=option not in ("--engine", "--plugin-lib"))
+    if args.plugin_lib is not None and Path(args.plugin_lib).exists():
+        require_library(args.plugin_lib, "--plugin-lib")
     plan = OutputPlan(force=args.force)
     plan.file(args.report, "--report", VALIDATE_REPORT)
     companion = companion_output(Path(args.report), VALIDATE_REPORT)
