@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_json_atomic
+from gsmlp.model.pixels import to_rgb8
 from gsmlp.model.resize import IMAGENET_MEAN, IMAGENET_STD, MAX_EDGE, resized_size
 
 FAMILIES = ("detr", "deformable-detr")
@@ -104,7 +105,7 @@ class Detections:
 
 
 def _to_tensor(image: Image.Image, size: tuple[int, int], config: PreprocessConfig) -> torch.Tensor:
-    rgb = image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    rgb = to_rgb8(image).resize((size[1], size[0]), Image.Resampling.BILINEAR)
     pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
     mean = torch.tensor(config.image_mean, dtype=torch.float32)[:, None, None]
     std = torch.tensor(config.image_std, dtype=torch.float32)[:, None, None]

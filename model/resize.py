@@ -14,11 +14,15 @@ def resized_size(height: int, width: int, shortest_edge: int, longest_edge: int)
 
     As in facebookresearch/detr, the capped short side is rounded and the long side truncated, so the
     long side can end a pixel or two above `longest_edge`; matching it keeps published checkpoints exact.
+    A strip so thin that its short side rounds to 0 (3000 x 1 at longest edge 1333) gets a short side of
+    1 pixel and a long side of `longest_edge`: the model takes it, and the bound on the long side holds.
     """
     short, long = min(height, width), max(height, width)
     target = shortest_edge
     if long / short * target > longest_edge:
         target = int(round(longest_edge * short / long))
+    if target < 1:
+        return (1, longest_edge) if height <= width else (longest_edge, 1)
     if height <= width:
         return target, int(target * width / height)
     return int(target * height / width), target
