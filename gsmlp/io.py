@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -156,7 +157,27 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    """JSON as every reader takes it: a NaN or infinity is refused, naming where it sits, before writing."""
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
+    except ValueError:
+        raise GsmlpError(
+            f"{path} was not written: it would hold the non-finite number {_non_finite(obj)}, which JSON "
+            "cannot carry"
+        ) from None
+    write_text_atomic(path, text + "\n")
+
+
+def _non_finite(obj: Any, where: str = "") -> str:
+    """'nan at metrics.AP': the first NaN or infinity in a JSON document."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return f"{obj} at {where or 'the top'}"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list | tuple) else ()
+    for key, value in items:
+        found = _non_finite(value, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return ""
 
 
 def folder_entries(path: Path) -> list[str]:

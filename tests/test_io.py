@@ -18,8 +18,8 @@ from gsmlp.signals import Stopped, signals_held, stop_signals_raise
 def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "report.json"
     write_json_atomic(target, {"pass": True})
-    with pytest.raises(ValueError):
-        write_json_atomic(target, {"bad": float("nan")})  # allow_nan=False refuses before anything lands
+    with pytest.raises(GsmlpError, match="report.json was not written: .*nan at bad.x"):
+        write_json_atomic(target, {"bad": {"x": float("nan")}})  # refused before anything lands
     assert target.read_text() == '{\n  "pass": true\n}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
 

@@ -152,9 +152,8 @@ def _print_summary(report: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from gsmlp.args import load_model_from_args
     from gsmlp.data.coco import resolve_dataset
-    from gsmlp.io import write_json_atomic
     from gsmlp.runtime.ort_session import library_status, op_library
-    from gsmlp.validation.report_files import write_report_files
+    from gsmlp.validation.report_files import write_report_set
     from gsmlp.validation.session import build_report
     from gsmlp.validation.tolerances import load_tolerances
 
@@ -177,8 +176,7 @@ def run(args: argparse.Namespace) -> int:
         tolerances=tolerances,
         ort_op=args.ort_op,
     )
-    write_json_atomic(args.report, report)
-    write_report_files(report, args.report)
+    write_report_set(report, args.report)
     _print_summary(report)
     print(f"report: {args.report}")
     if not report["pass"]:
