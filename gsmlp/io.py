@@ -84,12 +84,18 @@ def is_temporary(path: str | os.PathLike[str]) -> bool:
     return any(temporary_of(Path(part)) for part in Path(path).parts)
 
 
+def shown_path(path: str | os.PathLike[str]) -> Path:
+    """`path` as the user will find it once published: each temporary folder on the way named as its
+    output (`.out.x1y2z3w4.tmp/a.json` -> `out/a.json`); gsmlp's temporary names mean nothing to a user."""
+    return Path(*(temporary_of(Path(part)) or part for part in Path(path).parts))
+
+
 def _write_error(target: Path, exc: OSError) -> GsmlpError:
-    """Disk full, a quota, a file size limit, a vanished folder: named, with the file that failed (the user's
-    path, never one of gsmlp's temporary names, which mean nothing to the user)."""
-    named = exc.filename and Path(exc.filename) != target and not is_temporary(exc.filename)
-    where = f"{exc.filename}: " if named else ""
-    return GsmlpError(f"{target} was not written: {where}{exc.strerror or exc}")
+    """Disk full, a quota, a file size limit, a vanished folder: named, with the file that failed, as the
+    user's path (shown_path)."""
+    named = exc.filename and shown_path(exc.filename) != shown_path(target)
+    where = f"{shown_path(exc.filename)}: " if named else ""
+    return GsmlpError(f"{shown_path(target)} was not written: {where}{exc.strerror or exc}")
 
 
 def _check_inputs(target: Path) -> None:

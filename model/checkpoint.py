@@ -22,7 +22,6 @@ import math
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from gsmlp.errors import GsmlpError
@@ -31,7 +30,7 @@ from gsmlp.model.detector import LoadedDetector, build_detector, read_config
 from gsmlp.model.gated_mlp import MODES, GatedSparseMLP, MicroGate
 from gsmlp.model.padding import make_padding_invariant
 from gsmlp.model.processing import PreprocessConfig
-from gsmlp.model.weights import load_strict, read_json, read_safetensors
+from gsmlp.model.weights import load_strict, read_json, read_safetensors, write_safetensors
 from gsmlp.model.wrap import gated_layers, wrap_ffns
 
 GSMLP_META = "gsmlp.json"
@@ -72,7 +71,7 @@ def save_gated(path: str | Path, detector: LoadedDetector, calibration: dict) ->
     with atomic_directory(path) as folder:
         model.config.to_json_file(str(folder / "config.json"))
         detector.preprocess.save(folder / "preprocessor_config.json")
-        save_file(state_dict, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        write_safetensors(state_dict, folder / "model.safetensors", metadata={"format": "pt"})
         write_json_atomic(folder / GSMLP_META, meta)
 
 

@@ -7,6 +7,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # The largest image side gsmlp resizes or exports to: beyond it a typo asks for more memory than a machine
 # has (DETR's encoder attention over the tokens of an 8192 x 8192 canvas alone needs 17 GB).
 MAX_EDGE = 8192
+# The most images one batch (an option, or a static ONNX input) may hold, for the same reason.
+MAX_BATCH = 256
 
 
 def resized_size(height: int, width: int, shortest_edge: int, longest_edge: int) -> tuple[int, int]:
