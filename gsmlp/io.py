@@ -328,6 +328,12 @@ def atomic_file_set(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Pa
 def _publish_set(staging: Path, targets: list[Path]) -> None:
     """Back up the earlier set (hard links: no reader ever finds a file missing), put the new one in place,
     drop the members not written; on any failure, restore the earlier set."""
+    for target in targets:  # checked again now: someone may have put a folder there since the run began
+        if os.path.lexists(target) and (target.is_dir() or not (target.is_file() or target.is_symlink())):
+            raise GsmlpError(
+                f"{shown_path(target)} was not written: something that is not a file is there now, and gsmlp "
+                "replaces only files; no file of the set was changed"
+            )
     umask = current_umask()
     backups = staging / ".earlier"
     backups.mkdir()
