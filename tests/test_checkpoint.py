@@ -151,7 +151,7 @@ def test_info_shows_each_layers_gating(gated_dir: Path, capsys: pytest.CaptureFi
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_a_non_finite_threshold_is_never_written(tmp_path: Path, bad: float) -> None:
-    """Neither into a checkpoint nor into an ONNX file: both refuse it, naming the layer, and write nothing."""
+    """Neither into a checkpoint nor into an ONNX file: both refuse it naming the layer, and write nothing."""
     from gsmlp.exporter.export import ExportOptions, export_onnx
 
     detector = _gated_detector(tmp_path, "detr")
