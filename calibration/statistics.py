@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
 from gsmlp.errors import GsmlpError
 from gsmlp.io import atomic_path, write_json_atomic
 from gsmlp.model.processing import nonfinite_outputs
+from gsmlp.model.weights import write_safetensors
 from gsmlp.model.wrap import gated_layers
 
 STATISTICS_FORMAT = "gsmlp-activation-statistics"
@@ -166,7 +167,7 @@ def save_statistics(layers: Mapping[str, LayerStatistics], folder: Path, images:
         tensors[f"{name}.reservoir_x"] = stats.reservoir_x.contiguous()
         tensors[f"{name}.reservoir_image"] = stats.reservoir_image
     with atomic_path(folder / "statistics.safetensors") as tmp:
-        save_file(tensors, str(tmp))
+        write_safetensors(tensors, tmp)
     meta = {
         "format": STATISTICS_FORMAT,
         "version": STATISTICS_VERSION,

@@ -11,6 +11,8 @@ import contextlib
 import io
 import json
 import math
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +23,15 @@ from pycocotools.coco import COCO
 
 from gsmlp.data.shapes import SPLITS, ensure_split
 from gsmlp.errors import GsmlpError
-from gsmlp.paths import require_file, require_folder
+from gsmlp.model.pixels import UnusableImage, read_rgb
+from gsmlp.paths import (
+    escapes,
+    kind_of,
+    read_regular_bytes,
+    relative_name_problem,
+    require_file,
+    require_folder,
+)
 
 REQUIRED_KEYS = {
     "images": ("id", "file_name"),
@@ -48,9 +58,7 @@ def read_annotations(path: Path) -> dict:
     """
     path = require_file(path, "annotations file")
     try:
-        document = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise GsmlpError(f"cannot read annotations file {path}: {exc.strerror}") from None
+        document = json.loads(read_regular_bytes(path, "annotations file"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise GsmlpError(f"annotations file {path} is corrupt: not valid JSON ({exc})") from None
     if not isinstance(document, dict):
@@ -104,6 +112,12 @@ def _check_images(path: Path, images: list[dict]) -> None:
         name = image["file_name"]
         if not isinstance(name, str) or not name.strip():
             raise GsmlpError(f"{where} has file_name {name!r}; it must name an image file")
+        problem = relative_name_problem(name)
+        if problem:
+            raise GsmlpError(
+                f"{where} has file_name {name!r}: {problem}; a file_name is a path relative to the image "
+                "folder (--images), and gsmlp reads nothing outside it"
+            )
         for key in ("width", "height"):
             if key in image and not (_is_int(image[key]) and image[key] > 0):
                 raise GsmlpError(f"{where} has {key} {image[key]!r}; it must be a positive integer")
@@ -175,6 +189,8 @@ class CocoDataset:
     unreadable: list[str] = field(default_factory=list)
     # Listed in the annotations but absent from the folder: skipped, and counted in validate's report.
     missing: list[str] = field(default_factory=list)
+    # Present, but known unusable before decoding (a link out of the folder, a FIFO): id -> why.
+    problems: dict[int, str] = field(default_factory=dict)
 
     @property
     def category_ids(self) -> list[int]:
@@ -202,9 +218,12 @@ class CocoDataset:
     def _decode(self, image_id: int, path: Path) -> tuple[Image.Image | None, str | None]:
         """The RGB image, or why it cannot be used: any decoder failure, or a size that is not the one
         the annotations give (their boxes would then be in another image's coordinates)."""
+        if image_id in self.problems:
+            return None, self.problems[image_id]
         try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB")
+            rgb = read_rgb(path)
+        except (GsmlpError, UnusableImage) as exc:
+            return None, str(exc)
         except Exception as exc:  # pillow raises many types for damaged files; each one only skips the image
             return None, f"corrupt or not an image ({type(exc).__name__}: {exc})"
         entry = self.coco.imgs[image_id]
@@ -256,8 +275,10 @@ def load_coco_dataset(annotation_file: Path, image_dir: Path, name: str | None =
     if not any(image_dir.iterdir()):
         raise GsmlpError(f"image folder {image_dir} is empty; it should hold the images of {annotation_file}")
     listed = sorted(document["images"], key=lambda img: img["id"])
-    present = [img for img in listed if (image_dir / img["file_name"]).is_file()]
-    missing = [img["file_name"] for img in listed if not (image_dir / img["file_name"]).is_file()]
+    problems = {img["id"]: why for img in listed if (why := _unusable(image_dir, img["file_name"]))}
+    present = [img for img in listed if img["id"] in problems or (image_dir / img["file_name"]).is_file()]
+    present_ids = {img["id"] for img in present}
+    missing = [img["file_name"] for img in listed if img["id"] not in present_ids]
     if len(missing) == len(listed) and listed:
         raise GsmlpError(
             f"none of the {len(listed)} images listed in {annotation_file} is in {image_dir} "
@@ -270,8 +291,25 @@ def load_coco_dataset(annotation_file: Path, image_dir: Path, name: str | None =
         )
     ids = [img["id"] for img in present]
     return CocoDataset(
-        name or str(annotation_file), annotation_file, image_dir, quiet_coco(document), ids, missing=missing
-    )
+        name or str(annotation_file), annotation_file, image_dir, quiet_coco(document), ids, missing=missing,
+        problems=problems,
+    )  # fmt: skip
+
+
+def _unusable(image_dir: Path, name: str) -> str | None:
+    """Why a listed image that is there cannot be read, before anything opens it: a symbolic link that
+    leads out of the image folder (gsmlp reads only what --images holds), or not a regular file."""
+    path = image_dir / name
+    if not os.path.lexists(path):
+        return None
+    outside = escapes(image_dir, path)
+    if outside is not None:
+        return f"it links to {outside}, outside the image folder {image_dir}; gsmlp reads only what it holds"
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None if stat.S_ISREG(mode) else f"it is {kind_of(mode)}, not a regular file"
 
 
 def resolve_dataset(data: str, images: str | None = None) -> CocoDataset:

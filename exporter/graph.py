@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import onnx
 from onnx import helper
 
@@ -67,17 +69,38 @@ def finish_model(model: onnx.ModelProto, *, with_function: bool, metadata: dict[
         model.opset_import.extend(kept)
     helper.set_model_props(model, metadata)
     model.producer_name = "gsmlp"
+    check_gated_attributes(model, "the exported model")  # what is written is checked as it is read
     onnx.checker.check_model(model, full_check=True)
     return model
 
 
+def check_gated_attributes(model: onnx.ModelProto, where: str) -> None:
+    """Every GatedSparseMLP node's hyper-parameters as the op contract has them (docs/op_spec.md): an INT
+    block_size >= 1 and a finite FLOAT threshold. A NaN threshold would turn every block on, silently."""
+    for node in gated_nodes(model):
+        values = {a.name: a for a in node.attribute}
+        block, threshold = values.get("block_size"), values.get("threshold")
+        if block is None or block.type != onnx.AttributeProto.INT or block.i < 1:
+            shown = helper.get_attribute_value(block) if block is not None else "missing"
+            raise GsmlpError(
+                f"{where}: {OP_TYPE} node {node.name!r} has block_size {shown!r}; need an int >= 1"
+            )
+        if threshold is None or threshold.type != onnx.AttributeProto.FLOAT or not math.isfinite(threshold.f):
+            shown = helper.get_attribute_value(threshold) if threshold is not None else "missing"
+            raise GsmlpError(
+                f"{where}: {OP_TYPE} node {node.name!r} has threshold {shown!r}; need a finite float"
+            )
+
+
 def check_loadable(model: onnx.ModelProto, path: str) -> None:
-    """Every GatedSparseMLP node needs the function body, or no runtime without the plugin can run it."""
+    """Every GatedSparseMLP node needs the function body, or no runtime without the plugin can run it; and
+    its attributes must be what the exporter writes (check_gated_attributes)."""
     if gated_nodes(model) and not has_function(model):
         raise GsmlpError(
             f"{path} has {len(gated_nodes(model))} {DOMAIN}::{OP_TYPE} nodes but no {DOMAIN}::{OP_TYPE} "
             "local function, so ONNX Runtime cannot run it; re-export it with `gsmlp export`"
         )
+    check_gated_attributes(model, path)
 
 
 def expose_block_masks(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:

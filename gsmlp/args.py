@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gsmlp.errors import GsmlpError
 from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
-from gsmlp.model.resize import MAX_EDGE
+from gsmlp.model.resize import MAX_BATCH, MAX_EDGE
 from gsmlp.model.zoo import ACCEPTED_FORMS
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ FORCE_HELP = (
 )
 # Bounds that keep a typo from asking for more memory or threads than any machine has.
 MAX_IMAGE_SIDE = MAX_EDGE
-MAX_BATCH = 256
 MAX_THREADS = 1024
 MAX_BLOCK_SIZE = 8192
 MAX_SEED = 2**32 - 1  # numpy's generators take seeds up to this

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import codecs
+import contextlib
 import importlib
+import io as io_module
 import os
+import shlex
 import sys
 import textwrap
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
-from gsmlp import __version__
+from gsmlp import __version__, io, locks, watch
 from gsmlp.commands import COMMANDS
 from gsmlp.errors import GsmlpError
 from gsmlp.model.zoo import ACCEPTED_FORMS
@@ -69,15 +74,30 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(only=argv[0] if argv and argv[0] in COMMANDS else None)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    with guarded_streams() as stdout:
+        parser = build_parser(only=argv[0] if argv and argv[0] in COMMANDS else None)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        locks.command_line = shlex.join(["gsmlp", *argv])
+        try:
+            status = _run(args)
+        finally:
+            locks.release_all()
+            watch.forget()
+        return _after_closed_stdout(stdout, status)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, with every way it can end turned into an exit status and one message."""
+    io.published.clear()
     with stop_signals_raise():
         try:
             status = int(args.run(args) or 0)
-            sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at interpreter exit
+            if status == 0 and not io.published:
+                watch.check_unchanged()  # what was printed came from the inputs as they were at the start
+            sys.stdout.flush()
             return status
         except GsmlpError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -88,12 +108,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("\ninterrupted: stopped cleanly; no partial output was written.", file=sys.stderr)
             return EXIT_INTERRUPTED
-        except BrokenPipeError:
-            _silence_stdout()
-            print(
-                "error: the output pipe was closed; stopped (no partial output was written)", file=sys.stderr
-            )
-            return 1
         except MemoryError:
             print("error: out of memory; try a smaller --batch-size, image size or --limit", file=sys.stderr)
             return 1
@@ -105,13 +119,99 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _internal_error(exc)
 
 
-def _silence_stdout() -> None:
-    """After a closed pipe, Python's final flush of stdout would print its own traceback."""
+class _GuardedStream(io_module.TextIOBase):
+    """stdout or stderr that never fails a run: once its reader is gone (a closed pipe, a closed file
+    descriptor), what gsmlp prints is dropped and `lost` says why."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        super().__init__()
+        self.stream = stream
+        self.lost: str | None = None if stream is not None else "stdout was closed before gsmlp started"
+
+    def write(self, text: str) -> int:
+        if self.lost is None:
+            try:
+                self.stream.write(text)
+            except (OSError, ValueError) as exc:
+                self._lose(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.lost is None:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError) as exc:
+                self._lose(exc)
+
+    def _lose(self, exc: Exception) -> None:
+        pipe = isinstance(exc, BrokenPipeError)
+        self.lost = "the output pipe was closed" if pipe else f"writing to stdout failed ({exc})"
+        _silence(self.stream)
+
+    def isatty(self) -> bool:
+        return self.lost is None and self.stream.isatty()
+
+    def fileno(self) -> int:
+        if self.stream is None:
+            raise io_module.UnsupportedOperation("no stream")
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+
+def _silence(stream: TextIO | None) -> None:
+    """After a closed pipe, Python's final flush of the stream would print its own traceback."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
+        os.dup2(devnull, stream.fileno())
+    except (AttributeError, OSError, ValueError):
         pass
+
+
+def _names_as_bytes(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """Print a file name that is not valid UTF-8 (Python holds its bytes as surrogates) as the bytes it is;
+    anything else the stream's encoding lacks, as a backslash escape."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    chunk = exc.object[exc.start : exc.end]
+    if all(0xDC80 <= ord(c) <= 0xDCFF for c in chunk):
+        return bytes(ord(c) - 0xDC00 for c in chunk), exc.end
+    return codecs.backslashreplace_errors(exc)
+
+
+codecs.register_error("gsmlp.names", _names_as_bytes)
+
+
+@contextlib.contextmanager
+def guarded_streams() -> Iterator[_GuardedStream]:
+    """stdout and stderr that take any file name and never raise, for the span of one command."""
+    saved = sys.stdout, sys.stderr
+    for stream in saved:
+        with contextlib.suppress(AttributeError, ValueError, io_module.UnsupportedOperation):
+            stream.reconfigure(errors="gsmlp.names")
+    sys.stdout, sys.stderr = _GuardedStream(saved[0]), _GuardedStream(saved[1])
+    try:
+        yield sys.stdout
+    finally:
+        sys.stdout.flush()
+        sys.stdout, sys.stderr = saved
+
+
+def _after_closed_stdout(stdout: _GuardedStream, status: int) -> int:
+    """A closed stdout loses only what gsmlp prints: a command that published its outputs keeps its exit
+    status; one whose output was what it printed (info, eval without --report) failed."""
+    if stdout.lost is None:
+        return status
+    if io.published:
+        shown = ", ".join(map(str, io.published[:3]))
+        print(f"note: {stdout.lost}; what gsmlp printed was lost, its outputs are complete: {shown}",
+              file=sys.stderr)  # fmt: skip
+        return status
+    print(f"error: {stdout.lost}; what this command prints is its output, and it was lost",
+          file=sys.stderr)  # fmt: skip
+    return 1 if status == 0 else status
 
 
 def _internal_error(exc: Exception) -> int:

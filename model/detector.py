@@ -68,24 +68,77 @@ def read_config(path: Path) -> tuple[PretrainedConfig, str]:
     raise GsmlpError(f"{path}: model_type is {model_type!r}; gsmlp loads {accepted}")
 
 
-# Sizes a detector needs to be built at all; the defaults are transformers' own (config classes).
-POSITIVE_SIZES = ("d_model", "encoder_layers", "decoder_layers", "encoder_ffn_dim", "decoder_ffn_dim",
-                  "encoder_attention_heads", "decoder_attention_heads", "num_queries")  # fmt: skip
-DEFORMABLE_SIZES = ("num_feature_levels", "encoder_n_points", "decoder_n_points")
+# Sizes a detector needs to be built at all; the defaults are transformers' own (config classes). Each has a
+# bound far above any published DETR (DETR-R50: d_model 256, FFN 2048, 6 + 6 layers, 100 queries): a value
+# beyond it is a damaged or hostile file, refused before torch allocates anything for it.
+SIZE_BOUNDS = {"d_model": 16384, "encoder_layers": 256, "decoder_layers": 256, "encoder_ffn_dim": 65536,
+               "decoder_ffn_dim": 65536, "encoder_attention_heads": 1024, "decoder_attention_heads": 1024,
+               "num_queries": 10000, "num_labels": 100000}  # fmt: skip
+DEFORMABLE_BOUNDS = {"num_feature_levels": 16, "encoder_n_points": 64, "decoder_n_points": 64}
+BACKBONE_BOUNDS = {"embedding_size": 16384, "num_channels": 64}
+BACKBONE_LIST_BOUNDS = {"hidden_sizes": 16384, "depths": 256}
+# The whole model, estimated from those sizes: beyond this many parameters (8 GiB of fp32) it is no DETR.
+MAX_PARAMETERS = 2**31
+DEFAULT_SIZES = {"d_model": 256, "encoder_layers": 6, "decoder_layers": 6, "encoder_ffn_dim": 2048,
+                 "decoder_ffn_dim": 2048, "num_queries": 100, "num_labels": 91}  # fmt: skip
+
+
+def _check_size(path: Path, key: str, value: object, bound: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GsmlpError(f"{path}: {key} is {value!r}; it must be a positive integer")
+    if value > bound:
+        raise GsmlpError(
+            f"{path}: {key} is {value}, above gsmlp's bound of {bound} (far beyond any DETR); the file is "
+            "damaged, or not a detector's config"
+        )
+
+
+def _check_backbone(path: Path, backbone: object) -> int:
+    """The ResNet backbone's sizes bounded; returns its estimated parameter count."""
+    if not isinstance(backbone, dict):
+        return 0
+    for key, bound in BACKBONE_BOUNDS.items():
+        if key in backbone:
+            _check_size(path, f"backbone_config.{key}", backbone[key], bound)
+    for key, bound in BACKBONE_LIST_BOUNDS.items():
+        values = backbone.get(key, [])
+        if not isinstance(values, list) or len(values) > 16:
+            raise GsmlpError(f"{path}: backbone_config.{key} is {values!r}; it must be a list of sizes")
+        for index, value in enumerate(values):
+            _check_size(path, f"backbone_config.{key}[{index}]", value, bound)
+    # Two 3x3 convolutions per basic block (bottleneck blocks have fewer): an upper estimate.
+    widths, depths = backbone.get("hidden_sizes", []), backbone.get("depths", [])
+    return sum(18 * width * width * depth for width, depth in zip(widths, depths, strict=False))
 
 
 def _check_sizes(path: Path, data: dict, family: str) -> None:
-    """Every size given is a positive integer and the heads divide d_model, before torch builds anything."""
-    names = POSITIVE_SIZES + (DEFORMABLE_SIZES if family == "deformable-detr" else ())
-    for name in names:
-        value = data.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise GsmlpError(f"{path}: {name} is {value!r}; it must be a positive integer")
+    """Every size given is a positive integer within its bound, the heads divide d_model, and the model they
+    declare has a size a machine can hold: all before torch builds anything."""
+    bounds = {**SIZE_BOUNDS, **(DEFORMABLE_BOUNDS if family == "deformable-detr" else {})}
+    for name, bound in bounds.items():
+        if data.get(name) is not None:
+            _check_size(path, name, data[name], bound)
     d_model = data.get("d_model")
     for name in ("encoder_attention_heads", "decoder_attention_heads"):
         heads = data.get(name)
         if d_model is not None and heads is not None and d_model % heads:
             raise GsmlpError(f"{path}: {name} {heads} does not divide d_model {d_model}")
+    size = {key: data.get(key) or default for key, default in DEFAULT_SIZES.items()}
+    d = size["d_model"]
+    estimate = (
+        size["encoder_layers"] * (4 * d * d + 2 * d * size["encoder_ffn_dim"])
+        + size["decoder_layers"] * (8 * d * d + 2 * d * size["decoder_ffn_dim"])
+        + (size["num_queries"] * 2 + size["num_labels"]) * d
+        + _check_backbone(path, data.get("backbone_config"))
+    )
+    if estimate > MAX_PARAMETERS:
+        shown = ", ".join(f"{key} {value}" for key, value in size.items())
+        gib = estimate * 4 / 2**30
+        raise GsmlpError(
+            f"{path}: its sizes ({shown}) declare about {estimate:.2g} parameters ({gib:.0f} GiB of fp32 "
+            f"weights), more than gsmlp's bound of {MAX_PARAMETERS:.2g}: the file is damaged, or not a "
+            "detector's config"
+        )
 
 
 def prepare_config(config: PretrainedConfig, family: str) -> PretrainedConfig:

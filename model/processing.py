@@ -17,7 +17,9 @@ from gsmlp.io import write_json_atomic
 
 # nonfinite_outputs lives with the torch-free decoding; the importers of this module keep finding it here.
 from gsmlp.model.decoding import DEFAULT_TOP_K, Detections, decode, nonfinite_outputs  # noqa: F401
+from gsmlp.model.pixels import to_rgb8
 from gsmlp.model.resize import IMAGENET_MEAN, IMAGENET_STD, MAX_EDGE, resized_size
+from gsmlp.paths import read_regular_bytes
 
 FAMILIES = ("detr", "deformable-detr")
 
@@ -42,24 +44,21 @@ class PreprocessConfig:
     def from_json(cls, path: str | Path) -> PreprocessConfig:
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise GsmlpError(f"cannot read {path}: {exc.strerror}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = json.loads(read_regular_bytes(path, "preprocessing file"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise GsmlpError(f"{path} is corrupt (truncated, or not valid JSON): {exc}") from None
         if not isinstance(data, dict):
             raise GsmlpError(f"{path} must hold a JSON object, not {type(data).__name__}")
         size = data.get("size", {})
-        try:
-            config = cls(
-                shortest_edge=int(size.get("shortest_edge", cls.shortest_edge)),
-                longest_edge=int(size.get("longest_edge", cls.longest_edge)),
-                image_mean=tuple(float(v) for v in data.get("image_mean", IMAGENET_MEAN)),
-                image_std=tuple(float(v) for v in data.get("image_std", IMAGENET_STD)),
-                pad_multiple=int(data.get("pad_multiple", cls.pad_multiple)),
-            )
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise GsmlpError(f"{path}: bad size / image_mean / image_std / pad_multiple: {exc}") from None
+        if not isinstance(size, dict):
+            raise GsmlpError(f"{path}: size is {size!r}; it must be an object (shortest_edge, longest_edge)")
+        config = cls(
+            shortest_edge=_integer(path, "size.shortest_edge", size.get("shortest_edge", cls.shortest_edge)),
+            longest_edge=_integer(path, "size.longest_edge", size.get("longest_edge", cls.longest_edge)),
+            image_mean=_numbers(path, "image_mean", data.get("image_mean", IMAGENET_MEAN)),
+            image_std=_numbers(path, "image_std", data.get("image_std", IMAGENET_STD)),
+            pad_multiple=_integer(path, "pad_multiple", data.get("pad_multiple", cls.pad_multiple)),
+        )
         config.check(str(path))
         return config
 
@@ -91,6 +90,22 @@ class PreprocessConfig:
         write_json_atomic(path, self.to_json())
 
 
+def _integer(path: Path, key: str, value: object) -> int:
+    """A JSON integer as written: "800", 800.5 or true is refused, never cast."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise GsmlpError(f"{path}: {key} is {value!r}; it must be an integer")
+    return value
+
+
+def _numbers(path: Path, key: str, value: object) -> tuple[float, ...]:
+    """A JSON list of numbers as written (the count and finiteness are check()'s)."""
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    ):
+        raise GsmlpError(f"{path}: {key} is {value!r}; it must be a list of 3 numbers")
+    return tuple(float(v) for v in value)
+
+
 @dataclass
 class Batch:
     pixel_values: torch.Tensor  # [B, 3, H, W] float32, normalised, zero where padded
@@ -100,7 +115,7 @@ class Batch:
 
 
 def _to_tensor(image: Image.Image, size: tuple[int, int], config: PreprocessConfig) -> torch.Tensor:
-    rgb = image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    rgb = to_rgb8(image).resize((size[1], size[0]), Image.Resampling.BILINEAR)
     pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
     mean = torch.tensor(config.image_mean, dtype=torch.float32)[:, None, None]
     std = torch.tensor(config.image_std, dtype=torch.float32)[:, None, None]

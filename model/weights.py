@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import pickle
 import re
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from gsmlp.errors import GsmlpError
@@ -28,6 +30,19 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise GsmlpError(f"{path} is corrupt (truncated, or not a safetensors file): {exc}") from None
+
+
+def write_safetensors(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """safetensors' save_file, with its I/O failures (a full disk, a size limit) raised as the OSError they
+    are, so that gsmlp.io names the output that was not written instead of a library's error type."""
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as exc:
+        found = re.search(r"os error (\d+)", str(exc))
+        code = int(found.group(1)) if found else errno.EIO
+        raise OSError(code, os.strerror(code), str(path)) from None
 
 
 def read_pickle_checkpoint(path: Path) -> object:

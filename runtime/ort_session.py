@@ -13,9 +13,11 @@ results, computed densely and then selected (slower than the dense model).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 import gsmlp
 from gsmlp.errors import GsmlpError, NotBuiltError
 from gsmlp.op_identity import OP_TYPE
+from gsmlp.paths import require_library
 
 LIBRARY_NAME = "libgsmlp_onnxruntime_ops.so"
 KERNELS_NAME = "libgsmlp_kernels.so"
@@ -38,16 +41,24 @@ HOW_TO_BUILD = (
 CONFIG_CPU_WORKERS = "gsmlp.cpu_workers"
 CONFIG_CPU_THREADS = "gsmlp.cpu_threads"
 THREADING_CHOICES = ("onnxruntime", "openmp")
+# Where ONNX Runtime looks up the external data of a model handed over as bytes (ONNX defines it relative to
+# the model file; bytes have none, and without this entry ONNX Runtime uses the working folder).
+CONFIG_EXTERNAL_DATA_FOLDER = "session.model_external_initializers_file_folder_path"
 
 
 def library_candidates() -> list[Path]:
-    """$GSMLP_ONNXRUNTIME_OPS_LIBRARY, then gsmlp/lib/ of every gsmlp package root (see gsmlp.kernels)."""
-    paths = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else []
-    return paths + [Path(root) / "lib" / LIBRARY_NAME for root in gsmlp.__path__]
+    """$GSMLP_ONNXRUNTIME_OPS_LIBRARY alone where it is set, else gsmlp/lib/ of every gsmlp package root
+    (see gsmlp.kernels)."""
+    if os.environ.get(ENV_VAR):
+        return [Path(os.environ[ENV_VAR])]
+    return [Path(root) / "lib" / LIBRARY_NAME for root in gsmlp.__path__]
 
 
 def op_library() -> Path | None:
-    """The built op library, or None."""
+    """The built op library, or None. A library named by $GSMLP_ONNXRUNTIME_OPS_LIBRARY is used or refused
+    (GsmlpError: missing, or not a shared library), never silently replaced by the installed one."""
+    if os.environ.get(ENV_VAR):
+        return require_library(os.environ[ENV_VAR], f"${ENV_VAR}")
     return next((path for path in library_candidates() if path.is_file()), None)
 
 
@@ -70,7 +81,10 @@ def _cuda_kernels_built(library: Path) -> bool:
     kernels = library.with_name(KERNELS_NAME)
     if not kernels.is_file():
         return False
-    return bool(ctypes.CDLL(str(kernels)).gsmlp_cuda_built())
+    try:
+        return bool(ctypes.CDLL(str(require_library(kernels, "the kernel library"))).gsmlp_cuda_built())
+    except (OSError, AttributeError, GsmlpError):
+        return False
 
 
 def _cuda_driver_present() -> bool:
@@ -136,7 +150,11 @@ def session_options(
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = log_severity  # fp16 graphs make ORT warn about every node it cannot pre-fold
     if library is not None:
-        options.register_custom_ops_library(str(library))
+        require_library(library, "the ONNX Runtime op library")
+        try:
+            options.register_custom_ops_library(str(library))
+        except Exception as exc:  # ORT raises its own types; a library that does not load is named
+            raise GsmlpError(f"ONNX Runtime cannot load the op library {library}: {exc}") from None
         # The kernel splits its tokens into one share per intra-op thread; it cannot ask ORT for their count.
         if threads > 0:
             options.add_session_config_entry(CONFIG_CPU_WORKERS, str(threads))
@@ -154,8 +172,13 @@ def open_session(
     log_severity: int = 3,
     label: str | None = None,
     spin: bool = True,
+    external_data_folder: str | os.PathLike[str] | None = None,
 ) -> OpenedSession:
     """An InferenceSession on `model` (a path or serialized bytes).
+
+    A model given as bytes finds its external data in `external_data_folder` (the folder of the file the
+    bytes were read from), whatever the working folder; with none given, a model with external data is
+    refused, never read from the working folder.
 
     op: "auto" registers the op library where it is built; "library" requires it; "function" never loads
     it (ONNX Runtime inlines the local-function body). threads: intra-op threads (0: ONNX Runtime's default),
@@ -172,9 +195,17 @@ def open_session(
         library, threads=threads, threading=threading, log_severity=log_severity, spin=spin
     )
     source = model if isinstance(model, bytes) else str(model)
-    try:
-        session = ort.InferenceSession(source, options, providers=_providers(ort, use_cuda))
-    except Exception as exc:  # ORT raises its own exception types; the message is what the user needs
-        where = label or ("the model" if isinstance(model, bytes) else str(model))
-        raise GsmlpError(f"ONNX Runtime cannot load {where}: {exc}") from None
+    with contextlib.ExitStack() as stack:
+        if isinstance(model, bytes):
+            folder = external_data_folder or stack.enter_context(tempfile.TemporaryDirectory())
+            options.add_session_config_entry(CONFIG_EXTERNAL_DATA_FOLDER, os.path.abspath(folder))
+        try:
+            session = ort.InferenceSession(source, options, providers=_providers(ort, use_cuda))
+        except Exception as exc:  # ORT raises its own exception types; the message is what the user needs
+            where = label or ("the model" if isinstance(model, bytes) else str(model))
+            raise GsmlpError(f"ONNX Runtime cannot load {where}: {_first_line(exc)}") from None
     return OpenedSession(session, _implementation(session, library), library)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -4,7 +4,8 @@
     python -m gsmlp.runtime.prepare_image IMAGE OUT.raw [--shortest-edge 800] [--longest-edge 1333]
     python -m gsmlp.runtime.prepare_image IMAGE OUT.raw --size 512x512
 
-The same preprocessing as gsmlp.model.processing (which needs torch): RGB, bilinear resize so that the
+The same preprocessing as gsmlp.model.processing (which needs torch): RGB (16-bit and float images scaled
+to 8 bits, gsmlp.model.pixels), bilinear resize so that the
 shorter side is --shortest-edge unless the longer one would exceed --longest-edge, [0, 1] scaling, mean/std
 normalisation, then zero padding at the bottom/right up to a multiple of --pad-multiple (the valid region
 is what pixel_mask marks). With --model (an ONNX file of `gsmlp export` or an engine of `gsmlp build`) the
@@ -25,9 +26,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gsmlp import locks, watch
 from gsmlp.errors import GsmlpError
-from gsmlp.io import write_bytes_atomic
-from gsmlp.model.resize import IMAGENET_MEAN, IMAGENET_STD, resized_size
+from gsmlp.io import OutputKind, write_bytes_atomic
+from gsmlp.model.pixels import read_rgb, to_rgb8
+from gsmlp.model.resize import IMAGENET_MEAN, IMAGENET_STD, MAX_EDGE, resized_size
+from gsmlp.paths import OutputPlan, require_file
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -39,13 +43,13 @@ STD = np.array(IMAGENET_STD, dtype=np.float32)
 
 
 def open_rgb(image_path: Path) -> Image:
-    """The image as RGB, or an error naming the file (any decoder failure: pillow raises many types)."""
-    from PIL import Image
-
+    """The image as 8-bit RGB (gsmlp.model.pixels: high bit depths scaled), read once; any reason it cannot
+    be used is a GsmlpError naming the file."""
     try:
-        with Image.open(image_path) as image:
-            return image.convert("RGB")
-    except Exception as exc:
+        return read_rgb(image_path)
+    except GsmlpError:
+        raise
+    except Exception as exc:  # pillow raises many types for damaged files (and a decompression bomb)
         raise GsmlpError(f"cannot read the image {image_path}: {type(exc).__name__}: {exc}") from None
 
 
@@ -61,7 +65,7 @@ def preprocess(
     multiples of `pad_multiple`, or to `canvas` (h, w) where given."""
     from PIL import Image as PILImage
 
-    rgb = open_rgb(image) if isinstance(image, str | Path) else image.convert("RGB")
+    rgb = open_rgb(Path(image)) if isinstance(image, str | Path) else to_rgb8(image)
     resized = rgb.resize((size[1], size[0]), PILImage.Resampling.BILINEAR)
     mean_array, std_array = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
     pixels = (np.asarray(resized, dtype=np.float32) / 255.0 - mean_array) / std_array
@@ -107,13 +111,20 @@ def prepare(
     return PreparedImage(pixel_values, pixel_mask, original, size)
 
 
+# What this tool writes: a raw float32 [1, 3, H, W] array; an existing file of that shape's size (a whole
+# number of 3-channel float32 pixels) is taken to be an earlier one.
+RAW_OUTPUT = OutputKind(
+    "a raw float32 image written by prepare_image", lambda p: p.is_file() and p.stat().st_size % 12 == 0
+)
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise GsmlpError(f"--size {text!r}: expected HxW, e.g. 512x512") from None
-    if height < 1 or width < 1:
-        raise GsmlpError(f"--size {text!r}: height and width must be >= 1")
+    if not (1 <= height <= MAX_EDGE and 1 <= width <= MAX_EDGE):
+        raise GsmlpError(f"--size {text!r}: height and width must lie in 1..{MAX_EDGE}")
     return height, width
 
 
@@ -133,6 +144,15 @@ def _model_settings(path: Path) -> tuple[DeployMetadata, tuple[int, int] | None,
 
 def _write(args: argparse.Namespace) -> tuple[np.ndarray, tuple[int, int], tuple[int, int], str]:
     """Write the raw input; returns (array, resized (h, w), original (h, w), the sample's command start)."""
+    size_given = _parse_size(args.size) if args.size else None
+    if args.shortest_edge < 1 or args.longest_edge < args.shortest_edge or args.pad_multiple < 1:
+        raise GsmlpError("need 1 <= --shortest-edge <= --longest-edge and --pad-multiple >= 1")
+    if args.longest_edge > MAX_EDGE:
+        raise GsmlpError(f"--longest-edge must be at most {MAX_EDGE}, got {args.longest_edge}")
+    require_file(args.image, "IMAGE")
+    plan = OutputPlan(force=args.force)
+    plan.file(args.out, "OUT", RAW_OUTPUT)
+    plan.check({"IMAGE": args.image, "--model": args.model})
     image = open_rgb(args.image)
     original = (image.height, image.width)
     command = "gsmlp_trt_sample --plugin LIB --engine ENGINE"
@@ -140,12 +160,10 @@ def _write(args: argparse.Namespace) -> tuple[np.ndarray, tuple[int, int], tuple
         metadata, canvas, command = _model_settings(args.model)
         prepared = prepare(image, metadata, canvas, str(args.image))
         array, size = prepared.pixel_values, prepared.resized_size
-    elif args.size:
-        size = _parse_size(args.size)
+    elif size_given is not None:
+        size = size_given
         array = preprocess(image, size)
     else:
-        if args.shortest_edge < 1 or args.longest_edge < args.shortest_edge or args.pad_multiple < 1:
-            raise GsmlpError("need 1 <= --shortest-edge <= --longest-edge and --pad-multiple >= 1")
         size = resized_size(*original, args.shortest_edge, args.longest_edge)
         array = preprocess(image, size, args.pad_multiple)
     write_bytes_atomic(args.out, array.tobytes())
@@ -171,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--longest-edge", type=int, default=1333, help="bound on the longer side (1333)")
     parser.add_argument("--pad-multiple", type=int, default=64, help="pad H and W up to multiples of it (64)")
     parser.add_argument("--size", help="exact HxW instead, unpadded (for an engine built for one fixed size)")
+    parser.add_argument("--force", action="store_true", help="replace an OUT that is not an earlier one")
     args = parser.parse_args(argv)
     if args.model is not None and args.size:
         parser.error("--model and --size contradict each other: the file says how to size its input")
@@ -179,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GsmlpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        locks.release_all()
+        watch.forget()
     print(
         f"wrote {args.out}: float32 {list(array.shape)}, "
         f"image {width}x{height} resized to {size[1]}x{size[0]}"

@@ -7,6 +7,7 @@ an fp16 ONNX (TensorRT 11 has no FP16 builder flag). Used by `gsmlp build`.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -15,10 +16,10 @@ from types import ModuleType
 from typing import Any
 
 from gsmlp.errors import GsmlpError
-from gsmlp.io import write_bytes_atomic, write_json_atomic
+from gsmlp.io import atomic_file_set, write_bytes_atomic, write_json_atomic
 from gsmlp.op_identity import OP_TYPE as PLUGIN_NAME
 from gsmlp.op_identity import PLUGIN_NAMESPACE, PLUGIN_VERSION
-from gsmlp.paths import require_file
+from gsmlp.paths import read_regular_bytes, require_file
 from gsmlp.runtime.engine_metadata import FORMAT, metadata_path
 from gsmlp.runtime.trt_common import (
     find_plugin_library,
@@ -103,23 +104,30 @@ class BuildOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _load_onnx(onnx_path: Path) -> Any:
+def _parse_onnx(data: bytes, onnx_path: Path) -> Any:
     import onnx
 
     try:
-        return onnx.load(str(onnx_path), load_external_data=False)
+        return onnx.load_from_string(data)
     except Exception as exc:  # onnx raises DecodeError and others for a file that is not an ONNX model
         raise GsmlpError(f"{onnx_path} is corrupt or not an ONNX model: {exc}") from None
 
 
-def count_gated_nodes(onnx_path: Path) -> int:
-    """GatedSparseMLP nodes in the main graph (the nodes the plugin should take over)."""
-    return sum(1 for node in _load_onnx(onnx_path).graph.node if node.op_type == PLUGIN_NAME)
+def count_gated_nodes(onnx_path: Path, data: bytes | None = None) -> int:
+    """GatedSparseMLP nodes in the main graph (the nodes the plugin should take over); `data`: the file's
+    bytes where the caller already read them."""
+    if data is None:
+        data = read_regular_bytes(onnx_path, "--onnx")
+    model = _parse_onnx(data, onnx_path)
+    return sum(1 for node in model.graph.node if node.op_type == PLUGIN_NAME)
 
 
-def onnx_metadata(onnx_path: Path) -> dict[str, str]:
-    """The file's metadata_props (gsmlp.deploy_metadata): the engine's JSON carries them to the runtimes."""
-    return {prop.key: prop.value for prop in _load_onnx(onnx_path).metadata_props}
+def onnx_metadata(onnx_path: Path, data: bytes | None = None) -> dict[str, str]:
+    """The file's metadata_props (gsmlp.deploy_metadata): the engine's JSON carries them to the runtimes;
+    `data`: the file's bytes where the caller already read them."""
+    if data is None:
+        data = read_regular_bytes(onnx_path, "--onnx")
+    return {prop.key: prop.value for prop in _parse_onnx(data, onnx_path).metadata_props}
 
 
 def parser_error_lines(parser: Any) -> list[str]:
@@ -137,38 +145,27 @@ def parser_error_lines(parser: Any) -> list[str]:
     return lines
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _with_block_masks(onnx_path: Path) -> tuple[bytes, list[str]]:
+def _with_block_masks(data: bytes, onnx_path: Path) -> tuple[bytes, list[str]]:
     """The file with every GatedSparseMLP node's BlockMask as a graph output (in memory; the file stays)."""
-    import onnx
-
     from gsmlp.exporter.graph import expose_block_masks
 
-    model, names = expose_block_masks(onnx.load(str(onnx_path), load_external_data=False))
+    model, names = expose_block_masks(_parse_onnx(data, onnx_path))
     return model.SerializeToString(), names
 
 
 def _parse(
-    trt: ModuleType, builder: Any, logger: Any, onnx_path: Path, block_masks: bool = False
+    trt: ModuleType, builder: Any, logger: Any, onnx_path: Path, data: bytes, block_masks: bool = False
 ) -> tuple[Any, Any, list[str]]:
-    """The network, its parser, and the BlockMask outputs added (block_masks)."""
+    """The network, its parser, and the BlockMask outputs added (block_masks), from the file's bytes as
+    read once (`data`)."""
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     names: list[str] = []
     if block_masks:
-        serialized, names = _with_block_masks(onnx_path)
-        # The path lets the parser find weights stored as external data beside the model.
-        parsed = parser.parse(serialized, str(onnx_path))
-    else:
-        parsed = parser.parse_from_file(str(onnx_path))
+        data, names = _with_block_masks(data, onnx_path)
+    # The path lets the parser find weights stored as external data beside the model.
+    parsed = parser.parse(data, str(os.path.abspath(onnx_path)))
     if not parsed:
         raise GsmlpError(
             f"TensorRT's ONNX parser rejected {onnx_path}:\n" + "\n".join(parser_error_lines(parser))
@@ -210,7 +207,8 @@ def _add_profile(trt: ModuleType, builder: Any, config: Any, network: Any, shape
 def build_engine(options: BuildOptions) -> dict[str, Any]:
     """Build and write the engine and its JSON; returns the JSON's content."""
     require_file(options.onnx, "--onnx")
-    gated_nodes = count_gated_nodes(options.onnx)
+    data = read_regular_bytes(options.onnx, "--onnx")  # the one read: nodes, network and digest alike
+    gated_nodes = count_gated_nodes(options.onnx, data)
     trt = import_tensorrt()
     plugin_path = find_plugin_library(options.plugin_lib) if options.use_plugin else None
     if plugin_path is not None:
@@ -218,7 +216,7 @@ def build_engine(options: BuildOptions) -> dict[str, Any]:
     gpu = gpu_description()
     logger = make_logger(trt, options.verbose)
     builder = trt.Builder(logger)
-    network, _parser, block_masks = _parse(trt, builder, logger, options.onnx, options.block_masks)
+    network, _parser, block_masks = _parse(trt, builder, logger, options.onnx, data, options.block_masks)
 
     plugin_layers = _plugin_layer_count(trt, network)
     if options.use_plugin and plugin_layers < gated_nodes:
@@ -261,7 +259,7 @@ def build_engine(options: BuildOptions) -> dict[str, Any]:
         "format": FORMAT,
         "engine": options.out.name,
         "onnx": str(options.onnx),
-        "onnx_sha256": _sha256(options.onnx),
+        "onnx_sha256": hashlib.sha256(data).hexdigest(),
         "tensorrt_version": trt.__version__,
         "gpu": gpu,
         "plugin": {
@@ -275,7 +273,7 @@ def build_engine(options: BuildOptions) -> dict[str, Any]:
         else None,
         "gated_nodes": gated_nodes,
         # What pre- and post-processing need (gsmlp.deploy_metadata), as the ONNX file carries it.
-        "metadata": onnx_metadata(options.onnx),
+        "metadata": onnx_metadata(options.onnx, data),
         "gated_nodes_as": "plugin" if options.use_plugin else "inlined function body",
         "precision": "strongly typed: tensor types as in the ONNX",
         "inputs": inputs,
@@ -287,8 +285,10 @@ def build_engine(options: BuildOptions) -> dict[str, Any]:
         "build_seconds": round(seconds, 3),
         **options.extra,
     }
-    write_bytes_atomic(options.out, bytes(serialized))
-    write_json_atomic(metadata_path(options.out), meta)
+    # The engine and its metadata are one set: a reader never finds one without the other.
+    with atomic_file_set([options.out, metadata_path(options.out)]) as (engine, engine_json):
+        write_bytes_atomic(engine, bytes(serialized))
+        write_json_atomic(engine_json, meta)
     if options.timing_cache is not None:
         write_bytes_atomic(options.timing_cache, bytes(config.get_timing_cache().serialize()))
     return meta

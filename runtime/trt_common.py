@@ -17,6 +17,7 @@ from gsmlp.errors import GsmlpError
 # The plugin registers the op under the identity the exporter writes (the ONNX parser binds by these).
 from gsmlp.op_identity import OP_TYPE as PLUGIN_NAME
 from gsmlp.op_identity import PLUGIN_NAMESPACE, PLUGIN_VERSION
+from gsmlp.paths import require_library
 
 PLUGIN_LIBRARY_NAME = "libgsmlp_trt_plugin.so"
 PLUGIN_ENV = "GSMLP_TRT_PLUGIN"
@@ -77,16 +78,10 @@ def gpu_description() -> dict[str, str]:
 def find_plugin_library(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The plugin library: `explicit`, else $GSMLP_TRT_PLUGIN, else the one installed with gsmlp."""
     if explicit is not None:
-        path = Path(explicit)
-        if not path.is_file():
-            raise GsmlpError(f"the plugin library {path} does not exist")
-        return path.resolve()
+        return require_library(explicit, "the plugin library").resolve()
     from_env = os.environ.get(PLUGIN_ENV)
     if from_env:
-        path = Path(from_env)
-        if not path.is_file():
-            raise GsmlpError(f"${PLUGIN_ENV} points at {path}, which does not exist")
-        return path.resolve()
+        return require_library(from_env, f"${PLUGIN_ENV}").resolve()
     here = Path(__file__).resolve().parent
     candidates = [
         here.parent / "lib" / PLUGIN_LIBRARY_NAME,  # installed wheel: gsmlp/lib beside gsmlp/runtime

@@ -144,3 +144,42 @@ def test_info_shows_each_layers_gating(gated_dir: Path, capsys: pytest.CaptureFi
     rows = {line.split()[0]: line.split() for line in lines if "coder." in line}
     assert rows["encoder.0"] == ["encoder.0", "32", "170", "256", "16", "4", "-0.25", "gated"]
     assert rows["encoder.1"][-1] == "static" and rows["decoder.0"][-1] == "oracle"
+
+
+# --- issue 27: what is written is checked as it is read; one source of truth -----------------------------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_threshold_is_never_written(tmp_path: Path, bad: float) -> None:
+    """Neither into a checkpoint nor into an ONNX file: both refuse it naming the layer, and write nothing."""
+    from gsmlp.exporter.export import ExportOptions, export_onnx
+
+    detector = _gated_detector(tmp_path, "detr")
+    dict(gated_layers(detector.model))["encoder.0"].threshold.fill_(bad)
+    with pytest.raises(GsmlpError, match=rf"layer 'encoder.0' has threshold {bad}"):
+        save_gated(tmp_path / "ckpt", detector, calibration={})
+    dict(gated_layers(detector.model))["decoder.0"].set_mode("dense")  # oracle mode does not export
+    with pytest.raises(GsmlpError, match=rf"GatedSparseMLP node .* has threshold {bad}"):
+        export_onnx(detector.model, tmp_path / "g.onnx", ExportOptions(height=64, width=64))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base"]
+
+
+def test_the_two_copies_of_a_threshold_must_agree(gated_dir: Path) -> None:
+    meta = json.loads((gated_dir / "gsmlp.json").read_text())
+    meta["layers"]["encoder.0"]["threshold"] = 0.75
+    (gated_dir / "gsmlp.json").write_text(json.dumps(meta))
+    with pytest.raises(GsmlpError, match=r"gsmlp.json gives threshold 0.75, but .*model.safetensors holds"):
+        load_gated(gated_dir)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("hidden", "16"), ("hidden", 16.0), ("block_size", True), ("rank", 4.5), ("threshold", "0.1"),
+     ("threshold", None), ("mode", 1), ("rank", 10**9)],
+)  # fmt: skip
+def test_a_value_of_the_wrong_type_is_refused_not_cast(gated_dir: Path, key: str, value) -> None:
+    meta = json.loads((gated_dir / "gsmlp.json").read_text())
+    meta["layers"]["encoder.0"][key] = value
+    (gated_dir / "gsmlp.json").write_text(json.dumps(meta))
+    with pytest.raises(GsmlpError, match=rf"layer 'encoder.0' has {key} {value!r}"):
+        load_gated(gated_dir)

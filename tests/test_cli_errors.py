@@ -112,6 +112,69 @@ def _broken_models(ws: Path) -> None:
     save_file(state, ws / "nan-model" / "model.safetensors", metadata={"format": "pt"})
 
 
+def _gated_edit(ws: Path, name: str, change) -> None:
+    """A copy of the gated checkpoint with one gsmlp.json layer entry changed (issue 27: types, twins)."""
+    _edited_copy(ws / "gated", ws / "bad-gated" / name, "gsmlp.json",
+                 lambda meta: change(meta["layers"]["encoder.0"]))  # fmt: skip
+
+
+def _broken_checkpoints(ws: Path) -> None:
+    (ws / "bad-gated").mkdir()
+    for name, change in {
+        "threshold-text": lambda e: e.update(threshold="0.5"),
+        "threshold-nan": lambda e: e.update(threshold=float("nan")),
+        "hidden-float": lambda e: e.update(hidden=float(e["hidden"])),
+        "rank-true": lambda e: e.update(rank=True),
+        "block-huge": lambda e: e.update(block_size=10**9),
+        "dense-hidden-other": lambda e: e.update(dense_hidden=e["dense_hidden"] * 2),
+        "threshold-other": lambda e: e.update(threshold=e["threshold"] + 0.25),
+    }.items():
+        _gated_edit(ws, name, change)
+    shutil.copytree(ws / "gated", ws / "bad-gated" / "weights-nan-threshold")
+    weights = ws / "bad-gated" / "weights-nan-threshold" / "model.safetensors"
+    state = load_file(weights)
+    key = next(k for k in state if k.endswith("threshold"))
+    state[key] = torch.tensor(float("nan"))
+    save_file(state, weights, metadata={"format": "pt"})
+
+
+def _hostile_inputs(ws: Path) -> None:
+    """Names that reach outside what the user pointed at, and files that are not regular files."""
+    for name, file_name in {"climbs-out": "../notes.txt", "absolute": "/etc/hostname"}.items():
+        _annotations(ws, name, lambda d, f=file_name: d["images"][0].update(file_name=f))
+    shutil.copytree(ws / "data", ws / "linked")
+    (ws / "outside").mkdir()
+    for image in sorted((ws / "linked" / "images").iterdir()):
+        image.rename(ws / "outside" / image.name)  # every image a link out of --images
+        image.symlink_to(ws / "outside" / image.name)
+    os.mkfifo(ws / "fifo.json")
+    os.mkfifo(ws / "fifo.onnx")
+    (ws / "bad-models" / "huge-width").mkdir()
+    for name, change in {"huge-width": {"d_model": 10**9, "encoder_attention_heads": 1,
+                                        "decoder_attention_heads": 1},
+                         "huge-model": {"d_model": 16384, "encoder_ffn_dim": 65536, "encoder_layers": 256},
+                         "huge-queries": {"num_queries": 10**8}}.items():  # fmt: skip
+        shutil.rmtree(ws / "bad-models" / name, ignore_errors=True)
+        _edited_copy(ws / "model", ws / "bad-models" / name, "config.json", lambda c, x=change: c.update(x))
+    _edited_copy(ws / "model", ws / "bad-models" / "edge-text", "preprocessor_config.json",
+                 lambda p: p["size"].update(shortest_edge="96"))  # fmt: skip
+
+
+def _edited_onnx(ws: Path) -> None:
+    """gated.onnx declaring an absurd image size, and with a NaN threshold: refused before allocation."""
+    import onnx
+
+    proto = onnx.load(ws / "gated.onnx")
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    for dim, value in zip(dims, (1, 3, 100000, 100000), strict=True):
+        dim.dim_value = value
+    onnx.save(proto, ws / "huge-input.onnx")
+    proto = onnx.load(ws / "gated.onnx")
+    node = next(n for n in proto.graph.node if n.op_type == "GatedSparseMLP")
+    next(a for a in node.attribute if a.name == "threshold").f = float("nan")
+    onnx.save(proto, ws / "nan-threshold.onnx")
+
+
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The workspace every case runs in: the inputs a user has, and files that belong to nobody but them."""
@@ -146,6 +209,8 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (ws / "empty.onnx").write_bytes(b"")
     (ws / "corrupt.toml").write_text("[default.fp32\n")
     (ws / "nan.toml").write_text("[default.fp32]\nquantile_factor = nan\n")
+    _broken_checkpoints(ws)
+    _hostile_inputs(ws)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(ws)
         for argv in (
@@ -154,15 +219,21 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ["export", "--model", "nan-model", "--out", "nan.onnx", "--dynamic", "--dense"],
         ):
             assert main(argv) == 0
+    _edited_onnx(ws)
     return ws
 
 
 def snapshot(root: Path) -> dict[str, str]:
     """Every path under root (hidden ones too) with its content hash: what "untouched" means here."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "folder"
-        for p in sorted(root.rglob("*"))
-    }
+
+    def state(path: Path) -> str:
+        if path.is_symlink():
+            return f"link to {os.readlink(path)}"
+        if path.is_file():
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+        return "folder" if path.is_dir() else "special"  # a FIFO is never opened
+
+    return {str(p.relative_to(root)): state(p) for p in sorted(root.rglob("*"))}
 
 
 def run_gsmlp(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -201,6 +272,7 @@ ARGS = {
     "V": "validate --model gated --data data/annotations.json --images data/images",
     "E": "eval --model model --data data/annotations.json --images data/images",
 }
+LONG = "r" * 250  # a legal name (255 bytes at most), too long once gsmlp's temporary suffix is added
 # id -> (command line, run in the workspace; what the error line must name, separated by " | ").
 CASES = {
     # Outputs that would destroy what gsmlp did not write (issue 17, "Data loss").
@@ -392,6 +464,77 @@ CASES = {
     "detect-onnx-corrupt": ("detect --onnx corrupt.onnx data/images --out d", "corrupt.onnx | cannot load"),
     "detect-no-readable-image": ("detect --onnx gated.onnx {U} --out d", "no image of | 000001.jpg"),
     "detect-score-nan": ("detect --onnx gated.onnx data/images --out d --score nan", "--score | nan"),
+    # Issue 27. Read only what the user pointed at: names in a data file stay inside --images, links out
+    # of it are not followed, special files are refused before anything opens them.
+    "annotations-file-name-climbs-out": (
+        "eval --model model --data annotations/climbs-out.json --images data/images",
+        "climbs-out.json | images[0] | '../notes.txt' | '..'",
+    ),
+    "annotations-file-name-absolute": (
+        "eval --model model --data annotations/absolute.json --images data/images",
+        "absolute.json | '/etc/hostname' | absolute",
+    ),
+    "eval-images-link-out": (
+        "eval --model model --data linked/annotations.json --images linked/images",
+        "no image of | 000001.jpg",
+    ),
+    "eval-data-fifo": ("eval --model model --data fifo.json --images data/images", "fifo.json | FIFO"),
+    "validate-onnx-fifo": ("{V} --onnx fifo.onnx --report r.json", "fifo.onnx | FIFO"),
+    "validate-tolerances-device": (
+        "{V} --onnx gated.onnx --tolerances /dev/zero --report r.json",
+        "/dev/zero | character device",
+    ),
+    "eval-report-device": ("{E} --report /dev/null --force", "/dev/null | character device"),
+    "eval-report-fifo": ("{E} --report fifo.json --force", "fifo.json | FIFO"),
+    "validate-plugin-not-a-library": (
+        "{V} --onnx gated.onnx --plugin-lib notes.txt --backends pytorch,tensorrt --report r.json",
+        "--plugin-lib notes.txt | not a shared library",
+    ),
+    "demo-plugin-not-a-library": ("demo --plugin-lib notes.txt --out d", "--plugin-lib notes.txt | not a"),
+    "build-plugin-not-a-library": (
+        "build --onnx gated.onnx --out g.engine --plugin-lib notes.txt",
+        "--plugin-lib notes.txt | not a shared library",
+    ),
+    # One source of truth in a checkpoint; values of the wrong type refused, not cast.
+    "gated-threshold-text": ("info --model bad-gated/threshold-text", "gsmlp.json | encoder.0 | '0.5'"),
+    "gated-threshold-nan": ("export --model bad-gated/threshold-nan --out x.onnx", "threshold nan"),
+    "gated-hidden-float": ("info --model bad-gated/hidden-float", "gsmlp.json | hidden 256.0 | integer"),
+    "gated-rank-true": ("info --model bad-gated/rank-true", "gsmlp.json | rank True"),
+    "gated-block-huge": ("info --model bad-gated/block-huge", "block_size 1000000000"),
+    "gated-dense-hidden-other": (
+        "info --model bad-gated/dense-hidden-other",
+        "gsmlp.json | dense_hidden 512 | config.json | 256",
+    ),
+    "gated-threshold-disagrees": (
+        "export --model bad-gated/threshold-other --out x.onnx",
+        "gsmlp.json | model.safetensors | disagree",
+    ),
+    "gated-weights-nan-threshold": (
+        "export --model bad-gated/weights-nan-threshold --out x.onnx",
+        "model.safetensors | nan | disagree",
+    ),
+    "preprocessor-edge-text": (
+        "info --model bad-models/edge-text",
+        "preprocessor_config.json | size.shortest_edge is '96'",
+    ),
+    "onnx-nan-threshold": (
+        "{V} --onnx nan-threshold.onnx --report r.json",
+        "nan-threshold.onnx | threshold nan",
+    ),
+    # Absurd sizes bounded before anything is allocated, naming the file, key and value.
+    "config-huge-width": ("info --model bad-models/huge-width", "config.json | d_model is 1000000000"),
+    "config-huge-model": ("info --model bad-models/huge-model", "config.json | d_model 16384 | parameters"),
+    "config-huge-queries": (
+        "eval --model bad-models/huge-queries {D}",
+        "config.json | num_queries | 100000000",
+    ),
+    "onnx-huge-input": (
+        "{V} --onnx huge-input.onnx --report r.json",
+        "huge-input.onnx | pixel_values | height 100000",
+    ),
+    # Names that will fail are found before the work, naming the user's path.
+    "eval-report-name-too-long": (f"{{E}} --report {LONG}.json", f"--report {LONG}.json | bytes long"),
+    "calibrate-out-name-too-long": (f"{{C}} --out {LONG}", "bytes long | at most"),
 }
 
 

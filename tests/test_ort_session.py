@@ -4,11 +4,13 @@ gsmlp says when it is not built, and that an install with the headers really bui
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from gsmlp.cli import main
+from gsmlp.errors import GsmlpError
 from gsmlp.runtime import ort_session
 
 
@@ -21,11 +23,26 @@ def test_an_install_with_the_headers_built_the_library() -> None:
 
 
 def test_the_environment_variable_names_another_library(tmp_path: Path, monkeypatch) -> None:
+    installed = ort_session.op_library()
+    if installed is None:
+        pytest.skip(ort_session.why_no_library())
     library = tmp_path / ort_session.LIBRARY_NAME
-    library.write_bytes(b"")
+    shutil.copyfile(installed, library)
     monkeypatch.setenv(ort_session.ENV_VAR, str(library))
-    assert ort_session.library_candidates()[0] == library
+    assert ort_session.library_candidates() == [library]
     assert ort_session.op_library() == library
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not a library\n", b"\x7fELF" + bytes(12) + b"\x02\x00"])
+def test_a_named_library_is_used_or_refused_never_replaced(tmp_path: Path, monkeypatch, content) -> None:
+    """Missing, empty, text, an ELF executable: refused naming the variable; the installed library is
+    never used in its place."""
+    library = tmp_path / "libmine.so"
+    if content is not None:
+        library.write_bytes(content)
+    monkeypatch.setenv(ort_session.ENV_VAR, str(library))
+    with pytest.raises(GsmlpError, match=f"GSMLP_ONNXRUNTIME_OPS_LIBRARY {library}"):
+        ort_session.open_session(b"", op="auto")
 
 
 def test_without_the_library_gsmlp_says_how_to_build_it(monkeypatch, capsys) -> None:

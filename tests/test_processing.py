@@ -57,7 +57,13 @@ def test_hugging_face_file_without_our_keys_gets_defaults(tmp_path: Path) -> Non
         ('{"image_std": [0.2, 0.0, 0.2]}', "image_std must be > 0"),
         ('{"image_mean": [NaN, 0.4, 0.4]}', "3 finite values"),
         ('{"size": {"shortest_edge": 800, "longest_edge": 100000}}', "longest_edge <= 8192"),
-        ('{"size": {"shortest_edge": "big"}}', "bad size"),
+        ('{"size": {"shortest_edge": "big"}}', "size.shortest_edge is 'big'"),
+        # Wrong JSON types are refused as written, never cast (issue 27).
+        ('{"size": {"shortest_edge": "800"}}', "size.shortest_edge is '800'; it must be an integer"),
+        ('{"size": {"shortest_edge": 800.5}}', "size.shortest_edge is 800.5"),
+        ('{"pad_multiple": true}', "pad_multiple is True"),
+        ('{"image_mean": ["0.4", 0.4, 0.4]}', "image_mean is"),
+        ('{"size": [800, 1333]}', "size is"),
     ],
 )
 def test_bad_config_file_is_named(tmp_path: Path, text: str, message: str) -> None:

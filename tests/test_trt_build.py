@@ -106,7 +106,7 @@ def test_block_masks_expose_each_node_in_memory_only(tmp_path: Path) -> None:
     # What --block-masks hands TensorRT's parser: every node with its BlockMask as an engine output.
     path = _gated_onnx(tmp_path / "m.onnx", nodes=3)
     raw = path.read_bytes()
-    serialized, names = _with_block_masks(path)
+    serialized, names = _with_block_masks(path.read_bytes(), path)
     assert names == [f"gsmlp.block_mask:ffn{i}" for i in range(3)]
     model = onnx.load_from_string(serialized)
     assert [list(n.output) for n in model.graph.node] == [[f"Y{i}", names[i]] for i in range(3)]

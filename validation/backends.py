@@ -6,6 +6,8 @@ parity compares computations, never preprocessing.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -16,7 +18,7 @@ from torch import nn
 
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.graph import check_loadable, expose_block_masks, gated_nodes
-from gsmlp.paths import require_file
+from gsmlp.paths import read_regular_bytes, require_file
 from gsmlp.runtime.ort_session import open_session
 
 OUTPUTS = ("logits", "pred_boxes")
@@ -45,15 +47,37 @@ class PyTorchBackend:
         return {"logits": outputs.logits.float().numpy(), "pred_boxes": outputs.pred_boxes.float().numpy()}
 
 
-def read_onnx(path: str | Path) -> onnx.ModelProto:
-    """Load an ONNX file with a message naming it when it is missing, a folder, or corrupt."""
+@dataclass
+class OnnxFile:
+    """One read of an ONNX file: its bytes and their parse (external data, which stays beside the file, not
+    loaded). Everything a run needs from the file comes from this one read, so a file replaced meanwhile
+    (a re-export) cannot give the settings of one version and the session of another."""
+
+    path: Path
+    data: bytes
+    proto: onnx.ModelProto
+
+    @property
+    def folder(self) -> Path:
+        """Where the file's external data lives, as ONNX defines it: beside the file."""
+        return Path(os.path.abspath(self.path)).parent
+
+
+def read_onnx_file(path: str | Path) -> OnnxFile:
+    """Read an ONNX file once, with a message naming it when it is missing, not a file, or corrupt."""
     path = require_file(path, "ONNX file")
+    data = read_regular_bytes(path, "ONNX file")
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = onnx.load_from_string(data)
     except Exception as exc:  # onnx raises DecodeError and others; the user needs the file name
         raise GsmlpError(f"{path} is corrupt or not an ONNX model: {exc}") from None
     check_loadable(model, str(path))
-    return model
+    return OnnxFile(path, data, model)
+
+
+def read_onnx(path: str | Path) -> onnx.ModelProto:
+    """The parsed ONNX file (read_onnx_file's proto)."""
+    return read_onnx_file(path).proto
 
 
 class OnnxRuntimeBackend:
@@ -64,7 +88,7 @@ class OnnxRuntimeBackend:
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | OnnxFile,
         *,
         use_cuda: bool | None = None,
         threads: int = 0,
@@ -75,17 +99,19 @@ class OnnxRuntimeBackend:
         """gate_decisions: also return each GatedSparseMLP node's own block decisions (its BlockMask output,
         on an in-memory copy of the file) for the pinned parity check (gsmlp.validation.gate_decisions).
         spin: False for runs interleaved with other sessions (`gsmlp.runtime.ort_session.session_options`)."""
-        self.path = Path(path)
-        proto = read_onnx(self.path)
+        self.file = path if isinstance(path, OnnxFile) else read_onnx_file(path)
+        self.path, proto = self.file.path, self.file.proto
         self.metadata = {p.key: p.value for p in proto.metadata_props}
         self.block_masks: list[str] = []
-        source: str | bytes = str(self.path)
+        # The bytes read once, never the path again; their external data is looked up beside the file.
+        self.data = self.file.data
         if gate_decisions:
             proto, self.block_masks = expose_block_masks(proto)
-            source = proto.SerializeToString() if self.block_masks else source
+            self.data = proto.SerializeToString() if self.block_masks else self.data
         opened = open_session(
-            source, op=op, threads=threads, use_cuda=use_cuda, label=str(self.path), spin=spin
-        )
+            self.data, op=op, threads=threads, use_cuda=use_cuda, label=str(self.path), spin=spin,
+            external_data_folder=self.file.folder,
+        )  # fmt: skip
         self.session = opened.session
         self.providers = self.session.get_providers()
         # What computed the GatedSparseMLP nodes, for the reports; a dense file has none.

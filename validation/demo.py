@@ -194,9 +194,9 @@ def demo_markdown(report: dict) -> str:
 
 
 def run_demo(options: DemoOptions) -> dict:
-    from gsmlp.io import atomic_directory, write_json_atomic
+    from gsmlp.io import atomic_directory
     from gsmlp.model.loaders import load_detector
-    from gsmlp.validation.report_files import write_report_files
+    from gsmlp.validation.report_files import write_report_set
     from gsmlp.validation.tolerances import load_tolerances
 
     # Read before the long stages, so that a bad file fails in a second, not after calibration.
@@ -227,6 +227,5 @@ def run_demo(options: DemoOptions) -> dict:
             steps[f"validate_{mode}"] = {"status": "ok", "seconds": time.perf_counter() - start}
         steps["total_seconds"] = time.perf_counter() - started
         report = _published(assemble_report(modes, steps, options.model, picture), folder, out)
-        write_json_atomic(folder / "report.json", report)
-        write_report_files(report, folder / "report.json", demo_markdown(report))
+        write_report_set(report, folder / "report.json", demo_markdown(report))
     return report

@@ -13,7 +13,7 @@ from torch import nn
 from gsmlp.errors import GsmlpError
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.wrap import gated_layers, gated_slots
-from gsmlp.paths import require_folder
+from gsmlp.paths import escapes, require_folder
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -50,7 +50,14 @@ def record_ffn_inputs(model: nn.Module, run: callable) -> list[RecordedLayer]:
 
 def image_files(data: str | Path, limit: int) -> list[Path]:
     folder = require_folder(data, "--data")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = []
+    for path in found:  # read only what --data holds: a link out of it is named and left alone
+        outside = escapes(folder, path)
+        if outside is None:
+            files.append(path)
+        else:
+            print(f"warning: skipping {path}: it links to {outside}, outside --data {data}", file=sys.stderr)
     if not files:
         raise GsmlpError(f"--data {data}: no {'/'.join(IMAGE_SUFFIXES)} images in it")
     return files[:limit]
@@ -59,9 +66,8 @@ def image_files(data: str | Path, limit: int) -> list[Path]:
 def record_from_checkpoint(model_spec: str, data: str, images: int) -> list[RecordedLayer]:
     """Load `model_spec` with gsmlp.model.loaders, run `images` images of `data` through it in gated mode."""
     try:
-        from PIL import Image
-
         from gsmlp.model.loaders import load_detector
+        from gsmlp.model.pixels import read_rgb
         from gsmlp.model.processing import preprocess
     except ImportError as exc:
         raise GsmlpError(f"--masks-from needs the model loaders of gsmlp ({exc.name} is missing)") from None
@@ -77,8 +83,7 @@ def record_from_checkpoint(model_spec: str, data: str, images: int) -> list[Reco
     def run() -> None:
         for path in paths:
             try:
-                with Image.open(path) as image:
-                    rgb = image.convert("RGB")
+                rgb = read_rgb(path)
             except Exception as exc:  # pillow raises many types for damaged files; each one skips the image
                 print(
                     f"warning: skipping unreadable image {path}: {type(exc).__name__}: {exc}", file=sys.stderr

@@ -6,20 +6,43 @@ import numpy as np
 import onnx
 
 from gsmlp.errors import GsmlpError
+from gsmlp.model.resize import MAX_BATCH, MAX_EDGE
 
 
 def input_shape(
     model: onnx.ModelProto, name: str = "pixel_values", source: str = "the ONNX file"
 ) -> tuple[int | None, ...]:
-    """The declared shape of an input; None for a dynamic dimension."""
+    """The declared shape of an input; None for a dynamic dimension. pixel_values is checked to be
+    [batch, 3, height, width] within the bounds of every batch and image (MAX_BATCH, MAX_EDGE), before
+    anything is allocated for it."""
     for value in model.graph.input:
         if value.name == name:
             dims = value.type.tensor_type.shape.dim
-            return tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+            shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+            if name == "pixel_values":
+                _check_image_shape(shape, source, name)
+            return shape
     raise GsmlpError(
         f"{source} has no input {name!r}: it is empty or was not written by gsmlp export "
         "(whose files take pixel_values and pixel_mask)"
     )
+
+
+def _check_image_shape(shape: tuple[int | None, ...], source: str, name: str) -> None:
+    if len(shape) != 4:
+        raise GsmlpError(
+            f"{source}: input {name} has {len(shape)} dimensions; gsmlp's files take [B, 3, H, W]"
+        )
+    bounds = {0: ("batch", MAX_BATCH), 2: ("height", MAX_EDGE), 3: ("width", MAX_EDGE)}
+    for axis, (what, bound) in bounds.items():
+        size = shape[axis]
+        if size is not None and not 1 <= size <= bound:
+            raise GsmlpError(
+                f"{source}: input {name} declares {what} {size} (dimension {axis}); it must lie in "
+                f"1..{bound}: the file is damaged, or not one gsmlp export wrote"
+            )
+    if shape[1] is not None and shape[1] != 3:
+        raise GsmlpError(f"{source}: input {name} declares {shape[1]} channels; gsmlp's files take 3")
 
 
 def fit_batch(

@@ -103,8 +103,9 @@ def _onnxruntime_variants(dense: Path, gated: Path, options: ModelBenchOptions) 
         from gsmlp.runtime.ort_session import open_session
 
         session = open_session(
-            gated, op="library", threads=threads, use_cuda=False, threading="openmp", spin=False
-        ).session
+            gated_backend.data, op="library", threads=threads, use_cuda=False, threading="openmp",
+            spin=False, label=str(gated), external_data_folder=gated_backend.file.folder,
+        ).session  # fmt: skip
         variants["gated_openmp"] = lambda v, m: session.run(None, {"pixel_values": v, "pixel_mask": m})
     return variants, gated_backend.implementation
 

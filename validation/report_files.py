@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gsmlp.io import write_text_atomic
+from gsmlp.io import atomic_file_set, write_json_atomic, write_text_atomic
 from gsmlp.paths import json_output
 from gsmlp.plots import png_figure
 from gsmlp.validation.parity import DIFFERENCE_KEYS
@@ -194,3 +194,12 @@ def write_report_files(report: dict, report_path: str | Path, markdown: str | No
         written.append(sparsity_path)
         _plot(sparsity_path, draw_sparsity)
     return written
+
+
+def write_report_set(report: dict, report_path: str | Path, markdown: str | None = None) -> None:
+    """REPORT.json and its companions (companion_paths) as one set: all of them published, or none, and no
+    companion of an earlier report left beside the new one (a dense run removes a gated run's plot)."""
+    report_path = Path(report_path)
+    with atomic_file_set([report_path, *companion_paths(report_path)]) as (staged, *_):
+        write_json_atomic(staged, report)
+        write_report_files(report, staged, markdown)

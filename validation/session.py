@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gsmlp.errors import GsmlpError
 from gsmlp.model.wrap import reset_sparsity, set_mode
-from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend, read_onnx
+from gsmlp.validation.backends import OnnxFile, OnnxRuntimeBackend, PyTorchBackend, read_onnx_file
 from gsmlp.validation.coco_run import coco_batches, coco_evaluator
 from gsmlp.validation.gate_decisions import PinnedReference
 from gsmlp.validation.harness import validate_backends
@@ -15,8 +15,8 @@ from gsmlp.validation.inputs import input_shape
 from gsmlp.validation.tolerances import DEFAULT_REFERENCE_IMAGES, Tolerances, tolerance_for
 
 
-def _onnx_metadata(path: str, loaded) -> tuple[dict[str, str], tuple[int | None, ...]]:
-    proto = read_onnx(path)
+def _onnx_metadata(onnx_file: OnnxFile, loaded) -> tuple[dict[str, str], tuple[int | None, ...]]:
+    proto, path = onnx_file.proto, str(onnx_file.path)
     shape = input_shape(proto, source=path)
     _check_output_shapes(proto, loaded, path)
     return {p.key: p.value for p in proto.metadata_props}, shape
@@ -68,14 +68,16 @@ def tensorrt_backend(engine: str | Path | None, plugin_lib: str | Path | None):
     return TensorRTRunner(engine, plugin_lib)
 
 
-def _backends(names: Sequence[str], model, path: str, engine=None, plugin_lib=None, ort_op="auto") -> dict:
+def _backends(
+    names: Sequence[str], model, onnx_file: OnnxFile, engine=None, plugin_lib=None, ort_op="auto"
+) -> dict:
     backends: dict = {}
     for name in names:
         if name == "pytorch":
             backends[name] = PyTorchBackend(model)
         elif name == "onnxruntime":
             try:
-                backends[name] = OnnxRuntimeBackend(path, gate_decisions=_is_gated(model), op=ort_op)
+                backends[name] = OnnxRuntimeBackend(onnx_file, gate_decisions=_is_gated(model), op=ort_op)
             except ImportError as exc:
                 backends[name] = f"onnxruntime is not installed: {exc}"
         elif name == "tensorrt":
@@ -129,14 +131,15 @@ def build_report(
     """ort_op: how ONNX Runtime computes GatedSparseMLP (gsmlp.runtime.ort_session.OP_CHOICES).
     reference_images: how many images the fp64 reference covers (None: all; gsmlp.validation.precision)."""
     path = str(onnx_path)
-    metadata, shape = _onnx_metadata(path, loaded)
+    onnx_file = read_onnx_file(onnx_path)  # the one read of the file: settings and session alike
+    metadata, shape = _onnx_metadata(onnx_file, loaded)
     model = _reference_model(loaded, metadata, path)
     batches = coco_batches(dataset, limit, loaded.preprocess, batch_size, shape, path)
     if not batches:
         raise dataset.usable_images_error(limit)
     dtype = metadata.get("gsmlp.dtype", "fp32")
     reset_sparsity(model)
-    backends = _backends(names, model, path, engine, plugin_lib, ort_op)
+    backends = _backends(names, model, onnx_file, engine, plugin_lib, ort_op)
     report = validate_backends(
         backends,
         batches,

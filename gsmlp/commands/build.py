@@ -8,7 +8,7 @@ from pathlib import Path
 from gsmlp.args import POSITIVE, add_force_argument, check_ranges
 from gsmlp.errors import GsmlpError
 from gsmlp.io import OutputKind
-from gsmlp.paths import OutputPlan, companion_output, require_file
+from gsmlp.paths import OutputPlan, companion_output, require_file, require_library
 
 # The timing cache is read first and written back: whatever file is there is an earlier cache by design.
 TIMING_CACHE = OutputKind("a TensorRT timing cache", lambda _: True)
@@ -85,7 +85,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise GsmlpError("--no-plugin and --plugin-lib contradict each other: give one")
     require_file(args.onnx, "--onnx")
     if args.plugin_lib is not None:
-        require_file(args.plugin_lib, "--plugin-lib")
+        require_library(args.plugin_lib, "--plugin-lib")
     engine = OutputKind("an engine written by gsmlp build (ENGINE.json beside it)", is_gsmlp_engine)
     plan = OutputPlan(force=args.force)
     plan.file(args.out, "--out", engine)

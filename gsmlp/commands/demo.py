@@ -93,14 +93,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Numbers, input files and the output folder, before anything runs."""
-    from gsmlp.paths import OutputPlan, require_file
+    from gsmlp.paths import OutputPlan, require_file, require_library
     from gsmlp.validation.demo import CALIBRATION_DATA, DEMO_OUTPUT, VALIDATION_DATA
 
     check_ranges(args, {"calib_limit": POSITIVE, "limit": POSITIVE, "gate_steps": POSITIVE,
                         "target_sparsity": Range(0.0, 1.0, low_open=True, high_open=True)})  # fmt: skip
-    for option, path in (("--tolerances", args.tolerances), ("--plugin-lib", args.plugin_lib)):
-        if path is not None:
-            require_file(path, option)
+    if args.tolerances is not None:
+        require_file(args.tolerances, "--tolerances")
+    if args.plugin_lib is not None:
+        require_library(args.plugin_lib, "--plugin-lib")
     plan = OutputPlan(force=args.force)
     plan.folder(args.out, "--out", DEMO_OUTPUT)
     inputs = {"--model": model_input(args.model), "--tolerances": args.tolerances,

@@ -42,7 +42,8 @@ points 0-100) and measure how many FFN hidden neurons each encoder and decoder l
 Modes (how each FFN runs):
   dense   the original model, every neuron computed
   static  the SIBS-pruned FFNs, every remaining neuron computed (needs a gated checkpoint)
-  gated   the SIBS-pruned FFNs with their MGS micro-gates (needs a gated checkpoint)
+  gated   the SIBS-pruned FFNs with their MGS micro-gates (needs a gated checkpoint); an FFN calibrated
+          without a gate stays static (`gsmlp calibrate` gates the encoder's FFNs only, by default)
   oracle  exactly the blocks that hold a non-zero activation: the bound any gate can reach
 
 Timing: model ms per image, and how much of it the FFNs take (timing.ffn_share in the report). That share
@@ -85,11 +86,28 @@ def _set_mode(detector, mode: str) -> None:
             f"--mode {mode} needs a gated checkpoint (made by `gsmlp calibrate`); "
             f"{detector.source} is a plain detector: use --mode dense or oracle"
         )
-    try:
-        set_mode(detector.model, mode)
-    except ValueError as exc:
-        raise GsmlpError(f"--mode {mode} with {detector.source}: {exc}") from None
+    if mode == "gated":
+        _set_gated(detector)
+    else:
+        try:
+            set_mode(detector.model, mode)
+        except ValueError as exc:
+            raise GsmlpError(f"--mode {mode} with {detector.source}: {exc}") from None
     reset_sparsity(detector.model)
+
+
+def _set_gated(detector) -> None:
+    """Every FFN with a gate gated, the others static: the checkpoint as it was calibrated."""
+    from gsmlp.model.wrap import gated_layers
+
+    layers = list(gated_layers(detector.model))
+    if not any(layer.gate is not None for _, layer in layers):
+        raise GsmlpError(
+            f"--mode gated: no FFN of {detector.source} has a gate (it was calibrated with --method sibs); "
+            "use --mode static, or calibrate with --method mgs or sibs+mgs"
+        )
+    for _, layer in layers:
+        layer.set_mode("gated" if layer.gate is not None else "static")
 
 
 def _warn_label_range(detector, dataset: CocoDataset) -> None:

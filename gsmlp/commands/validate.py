@@ -20,7 +20,7 @@ from gsmlp.args import (
     model_input,
 )
 from gsmlp.errors import GsmlpError
-from gsmlp.paths import OutputPlan, companion_output, require_file
+from gsmlp.paths import OutputPlan, companion_output, require_file, require_library
 from gsmlp.validation.backend_names import BACKENDS, REFERENCE
 from gsmlp.validation.tolerances import DEFAULT_REFERENCE_IMAGES, DEFAULT_TOLERANCES
 
@@ -165,6 +165,8 @@ def _check_args(args: argparse.Namespace) -> None:
         if path is not None:
             # An engine or plugin that is absent only skips or fails the tensorrt backend, with the reason.
             require_file(path, option, must_exist=option not in ("--engine", "--plugin-lib"))
+    if args.plugin_lib is not None and Path(args.plugin_lib).exists():
+        require_library(args.plugin_lib, "--plugin-lib")
     plan = OutputPlan(force=args.force)
     plan.file(args.report, "--report", VALIDATE_REPORT)
     companion = companion_output(Path(args.report), VALIDATE_REPORT)
@@ -195,9 +197,8 @@ def _print_summary(report: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from gsmlp.args import load_model_from_args
     from gsmlp.data.coco import resolve_dataset
-    from gsmlp.io import write_json_atomic
     from gsmlp.runtime.ort_session import library_status, op_library
-    from gsmlp.validation.report_files import write_report_files
+    from gsmlp.validation.report_files import write_report_set
     from gsmlp.validation.session import build_report
     from gsmlp.validation.tolerances import load_tolerances
 
@@ -221,8 +222,7 @@ def run(args: argparse.Namespace) -> int:
         ort_op=args.ort_op,
         reference_images=args.fp64_images,
     )
-    write_json_atomic(args.report, report)
-    write_report_files(report, args.report)
+    write_report_set(report, args.report)
     _print_summary(report)
     print(f"report: {args.report}")
     if not report["pass"]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import gsmlp
 from gsmlp.errors import GsmlpError
+from gsmlp.paths import require_library
 
 LIBRARY_NAME = "libgsmlp_kernels.so"
 ENV_VAR = "GSMLP_KERNELS_LIBRARY"  # an explicit path wins over the installed library
@@ -56,9 +57,9 @@ def candidate_paths() -> list[Path]:
     A wheel has one root; an editable install spreads `gsmlp` over the source tree and the folder the
     build installed into, so every entry of gsmlp.__path__ is searched.
     """
-    paths = []
     if os.environ.get(ENV_VAR):
-        paths.append(Path(os.environ[ENV_VAR]))
+        return [Path(os.environ[ENV_VAR])]  # named explicitly: used or refused, never replaced
+    paths = []
     for root in gsmlp.__path__:
         paths.append(Path(root) / "lib" / LIBRARY_NAME)
     return paths
@@ -116,9 +117,14 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
 @cache
 def load() -> ctypes.CDLL | None:
     """The loaded library, or None where it was not built (see `why_not_loaded`)."""
+    if os.environ.get(ENV_VAR):
+        require_library(os.environ[ENV_VAR], f"${ENV_VAR}")
     for path in candidate_paths():
         if path.is_file():
-            lib = _declare(ctypes.CDLL(str(path)))
+            try:
+                lib = _declare(ctypes.CDLL(str(require_library(path, "the kernel library"))))
+            except (OSError, AttributeError) as exc:
+                raise GsmlpError(f"the kernel library {path} cannot be loaded: {exc}") from None
             if lib.gsmlp_abi_version() != ABI_VERSION:
                 raise GsmlpError(
                     f"{path} has C ABI version {lib.gsmlp_abi_version()}, but this gsmlp expects "
