@@ -22,7 +22,7 @@ from tests.conftest import tensorrt_headers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_DIR = REPO_ROOT / "build" / "trt-plugin-tests"
-PLUGIN_DIR = BUILD_DIR / "plugins" / "gatedSparseMLPPlugin"
+PLUGIN_DIR = BUILD_DIR / "plugins" / "tensorrt"
 
 
 def _run(cmd: list[str], timeout: int) -> subprocess.CompletedProcess[str]:

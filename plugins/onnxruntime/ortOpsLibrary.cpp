@@ -1,10 +1,10 @@
 /* The library's one entry point: ONNX Runtime calls RegisterCustomOps when a session options object loads
  * the library (Python: SessionOptions.register_custom_ops_library(path)). */
-#include "gatedSparseMLPOrtOp.h"
-#include "gatedSparseMLPShapeInference.h"
-#include "gsmlp/gated_sparse_mlp.h"
+#include "common/ortShapeInference.h"
+#include "common/ortUtils.h"
+#include "gatedSparseMLP/gatedSparseMLPOrtOp.h"
+#include "gsmlp/common.h"
 #include "onnxruntime_c_api.h"
-#include "ortUtils.h"
 
 #include <exception>
 #include <memory>
@@ -43,10 +43,10 @@ OrtStatus* registerOps(OrtApi const* api, OrtSessionOptions* options)
     OrtCustomOpDomain* raw = nullptr;
     GSMLP_ORT_RETURN_IF_ERROR(api->CreateCustomOpDomain(kDOMAIN, &raw));
     std::unique_ptr<OrtCustomOpDomain, DomainRelease> domain(raw, DomainRelease{api});
-    GSMLP_ORT_RETURN_IF_ERROR(api->CustomOpDomain_Add(domain.get(), cpuOp()));
+    GSMLP_ORT_RETURN_IF_ERROR(api->CustomOpDomain_Add(domain.get(), gated_sparse_mlp::cpuOp()));
     if (gsmlp_cuda_built())
     {
-        GSMLP_ORT_RETURN_IF_ERROR(api->CustomOpDomain_Add(domain.get(), cudaOp()));
+        GSMLP_ORT_RETURN_IF_ERROR(api->CustomOpDomain_Add(domain.get(), gated_sparse_mlp::cudaOp()));
     }
     GSMLP_ORT_RETURN_IF_ERROR(api->AddCustomOpDomain(options, domain.get()));
     std::lock_guard<std::mutex> lock(gDomainsMutex);
