@@ -158,16 +158,6 @@ std::string typeName(ONNXTensorElementDataType type)
     }
 }
 
-std::string dimsToString(std::vector<int64_t> const& dims)
-{
-    std::string text = "[";
-    for (size_t i = 0; i < dims.size(); ++i)
-    {
-        text += (i == 0 ? "" : ",") + std::to_string(dims[i]);
-    }
-    return text + "]";
-}
-
 OrtStatus* kernelError(OrtApi const* api, Node const& node, char const* call, int status)
 {
     std::string const detail = gsmlp_last_error();

@@ -71,9 +71,6 @@ std::string configEntry(OrtApi const* api, OrtKernelInfo const* info, char const
 //! "float32", "float16", "double", ... for messages.
 std::string typeName(ONNXTensorElementDataType type);
 
-//! "[2,100,256]", for messages.
-std::string dimsToString(std::vector<int64_t> const& dims);
-
 //! The kernel library's last error as an ONNX Runtime status naming the node and the call.
 OrtStatus* kernelError(OrtApi const* api, Node const& node, char const* call, int status);
 

@@ -10,6 +10,7 @@
 #include "gatedSparseMLPPlugin/gatedSparseMLPPluginCreator.h"
 #include "gatedSparseMLPPlugin/gatedSparseMLPShapes.h"
 #include "gsmlp/gated_sparse_mlp.h"
+#include "pluginTestUtils.h"
 
 #include <NvInferRuntime.h>
 
@@ -24,72 +25,11 @@
 using namespace nvinfer1;
 using namespace gsmlp::trt;
 using namespace gsmlp::trt::gated_sparse_mlp;
+using namespace gsmlp::trt::test;
 
 namespace
 {
 
-int gPassed = 0;
-int gFailed = 0;
-
-#define CHECK(cond)                                                                                                    \
-    do                                                                                                                 \
-    {                                                                                                                  \
-        if (cond)                                                                                                      \
-        {                                                                                                              \
-            ++gPassed;                                                                                                 \
-        }                                                                                                              \
-        else                                                                                                           \
-        {                                                                                                              \
-            ++gFailed;                                                                                                 \
-            std::printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);                                              \
-        }                                                                                                              \
-    } while (0)
-
-// Captures what the plugin logs, as TensorRT's logger would receive it.
-class CapturingLogger : public ILogger
-{
-public:
-    void log(Severity severity, AsciiChar const* msg) noexcept override
-    {
-        if (severity <= Severity::kWARNING)
-        {
-            last = msg;
-            ++count;
-        }
-    }
-    std::string last;
-    int count{0};
-};
-
-class TestLoggerFinder : public ILoggerFinder
-{
-public:
-    ILogger* findLogger() override
-    {
-        return &logger;
-    }
-    CapturingLogger logger;
-};
-
-TestLoggerFinder gFinder;
-
-bool lastErrorMentions(char const* text)
-{
-    return gFinder.logger.last.find(text) != std::string::npos;
-}
-
-Dims dims(std::vector<int64_t> const& values)
-{
-    Dims d{};
-    d.nbDims = static_cast<int32_t>(values.size());
-    for (size_t i = 0; i < values.size(); ++i)
-    {
-        d.d[i] = values[i];
-    }
-    return d;
-}
-
-// The 8 input shapes of a layer: X [..., D], hidden H, rank R, block B.
 std::vector<Dims> inputDims(std::vector<int64_t> x, int64_t h, int64_t r, int64_t b)
 {
     int64_t const dModel = x.back();
@@ -263,14 +203,6 @@ void testSerializationRoundTrip()
     CHECK(timingCacheId({32, 0.5F}) != timingCacheId({64, 0.5F}));
 }
 
-PluginTensorDesc tensor(DataType type, TensorFormat format = TensorFormat::kLINEAR)
-{
-    PluginTensorDesc d{};
-    d.type = type;
-    d.format = format;
-    return d;
-}
-
 void testFormatCombinations()
 {
     GatedSparseMLPPlugin plugin({32, 0.F});
@@ -309,16 +241,6 @@ void testFormatCombinations()
     CHECK(!plugin.supportsFormatCombination(0, nine.data(), 7, 1));
 }
 
-// IExprBuilder is implemented by TensorRT; the plugin never calls it (Y copies X's expressions).
-class UnusedExprBuilder : public IExprBuilder
-{
-public:
-    UnusedExprBuilder()
-    {
-        mImpl = nullptr;
-    }
-};
-
 void testOutputTypesAndShapes()
 {
     GatedSparseMLPPlugin plugin({32, 0.F});
@@ -345,21 +267,6 @@ void testOutputTypesAndShapes()
     CHECK(output.nbDims == 3);
     CHECK(output.d[0] == inputs[0].d[0] && output.d[1] == inputs[0].d[1] && output.d[2] == inputs[0].d[2]);
     CHECK(plugin.getOutputShapes(inputs.data(), 7, nullptr, 0, &output, 1, builder) != 0);
-}
-
-std::vector<DynamicPluginTensorDesc> dynamicDescs(
-    std::vector<Dims> const& networkDims, std::vector<Dims> const& maxDims, DataType type)
-{
-    std::vector<DynamicPluginTensorDesc> descs(networkDims.size());
-    for (size_t i = 0; i < descs.size(); ++i)
-    {
-        descs[i].desc = tensor(type);
-        descs[i].desc.dims = networkDims[i];
-        descs[i].min = maxDims[i];
-        descs[i].opt = maxDims[i];
-        descs[i].max = maxDims[i];
-    }
-    return descs;
 }
 
 void testConfigureAndShapeChecks()
@@ -570,7 +477,7 @@ void testLibraryEntryPoints()
 {
     int32_t nb = 0;
     IPluginCreatorInterface* const* creators = getCreators(nb);
-    CHECK(nb == 1);
+    CHECK(nb == 2); // GatedSparseMLP first, then MultiScaleDeformableAttention (its own test)
     CHECK(creators != nullptr && creators[0] != nullptr);
     if (creators != nullptr && creators[0] != nullptr)
     {

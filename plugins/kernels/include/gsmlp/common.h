@@ -12,8 +12,9 @@
 extern "C" {
 #endif
 
-/* 2: gsmlp_tensors gained `block_mask` (appended); gsmlp_cpu_run_packed and gsmlp_parallel were added. */
-#define GSMLP_ABI_VERSION 2
+/* 2: gsmlp_tensors gained `block_mask` (appended); gsmlp_cpu_run_packed and gsmlp_parallel were added.
+ * 3: the MultiScaleDeformableAttention entry points (multi_scale_deformable_attention.h) were added. */
+#define GSMLP_ABI_VERSION 3
 
 typedef enum gsmlp_dtype { GSMLP_FP32 = 0, GSMLP_FP16 = 1 } gsmlp_dtype;
 
