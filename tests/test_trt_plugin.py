@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from gsmlp.op_identity import MSDA_OP_TYPE, PLUGIN_VERSION
 from tests.conftest import tensorrt_headers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +79,11 @@ def plugin_build() -> Path:
 
 @pytest.mark.parametrize("program", PLUGIN_TESTS)
 def test_plugin_cpp_tests_pass(plugin_build: Path, program: str) -> None:
-    result = subprocess.run([str(plugin_build / program)], capture_output=True, text=True, timeout=120)
+    # The second plugin's test also holds its creator to the Python identity (gsmlp.op_identity).
+    identity = [MSDA_OP_TYPE, PLUGIN_VERSION] if program == "gsmlp_trt_msda_plugin_test" else []
+    result = subprocess.run(
+        [str(plugin_build / program), *identity], capture_output=True, text=True, timeout=120
+    )
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 failed" in result.stdout.splitlines()[-1]

@@ -68,46 +68,6 @@ GatedSparseMLPPlugin::GatedSparseMLPPlugin(GatedSparseMLPParams const& params)
 {
 }
 
-nvinfer1::IPluginCapability* GatedSparseMLPPlugin::getCapabilityInterface(
-    nvinfer1::PluginCapabilityType type) noexcept
-{
-    switch (type)
-    {
-    case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
-    case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
-    case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
-    }
-    return nullptr;
-}
-
-nvinfer1::IPluginV3* GatedSparseMLPPlugin::clone() noexcept
-{
-    try
-    {
-        return new GatedSparseMLPPlugin(*this);
-    }
-    catch (std::exception const& e)
-    {
-        logError(kPLUGIN_NAME, std::string("clone failed: ") + e.what());
-    }
-    return nullptr;
-}
-
-char const* GatedSparseMLPPlugin::getPluginName() const noexcept
-{
-    return kPLUGIN_NAME;
-}
-
-char const* GatedSparseMLPPlugin::getPluginVersion() const noexcept
-{
-    return kPLUGIN_VERSION;
-}
-
-char const* GatedSparseMLPPlugin::getPluginNamespace() const noexcept
-{
-    return kPLUGIN_NAMESPACE;
-}
-
 int32_t GatedSparseMLPPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
@@ -275,12 +235,6 @@ int32_t GatedSparseMLPPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDes
         logError(kPLUGIN_NAME, std::string("enqueue: ") + e.what());
     }
     return -1;
-}
-
-nvinfer1::IPluginV3* GatedSparseMLPPlugin::attachToContext(nvinfer1::IPluginResourceContext* /*context*/) noexcept
-{
-    // No per-context resources: the kernel library takes its scratch from TensorRT's workspace.
-    return clone();
 }
 
 nvinfer1::PluginFieldCollection const* GatedSparseMLPPlugin::getFieldsToSerialize() noexcept

@@ -1,8 +1,9 @@
 /* GatedSparseMLP as a TensorRT IPluginV3: Y = W2 (m * relu(W1 x + B1)) + B2 with the micro-gate mask m
- * (docs/op_spec.md). The capabilities (core, build, runtime) are one object, as TensorRT's own V3 plugins do. */
+ * (docs/op_spec.md). The capabilities (core, build, runtime) are one object (common/pluginV3.h). */
 #ifndef GSMLP_TRT_GATED_SPARSE_MLP_PLUGIN_H
 #define GSMLP_TRT_GATED_SPARSE_MLP_PLUGIN_H
 
+#include "common/pluginV3.h"
 #include "gatedSparseMLPFields.h"
 
 #include <NvInferRuntime.h>
@@ -12,12 +13,11 @@
 namespace gsmlp::trt::gated_sparse_mlp
 {
 
-class GatedSparseMLPPlugin final : public nvinfer1::IPluginV3,
-                                   public nvinfer1::IPluginV3OneCore,
-                                   public nvinfer1::IPluginV3OneBuild,
-                                   public nvinfer1::IPluginV3OneRuntime
+class GatedSparseMLPPlugin final : public PluginV3<GatedSparseMLPPlugin>
 {
 public:
+    static constexpr char const* kNAME = kPLUGIN_NAME;
+
     explicit GatedSparseMLPPlugin(GatedSparseMLPParams const& params);
     GatedSparseMLPPlugin(GatedSparseMLPPlugin const& other) = default;
     GatedSparseMLPPlugin& operator=(GatedSparseMLPPlugin const&) = delete;
@@ -28,14 +28,7 @@ public:
         return mParams;
     }
 
-    // IPluginV3
-    nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
-    nvinfer1::IPluginV3* clone() noexcept override;
-
-    // IPluginV3OneCore
-    char const* getPluginName() const noexcept override;
-    char const* getPluginVersion() const noexcept override;
-    char const* getPluginNamespace() const noexcept override;
+    // IPluginV3, IPluginV3OneCore: PluginV3 (common/pluginV3.h)
 
     // IPluginV3OneBuild
     int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
@@ -58,7 +51,6 @@ public:
         int32_t nbOutputs) noexcept override;
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
 private:

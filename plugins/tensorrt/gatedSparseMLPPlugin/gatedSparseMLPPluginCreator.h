@@ -1,7 +1,11 @@
 /* The creator of GatedSparseMLP plugins: at build time from the ONNX node's attributes, at run time from
- * the fields the plugin serialized into the engine. */
+ * the fields the plugin serialized into the engine (parsing, logging and identity: common/pluginV3.h). */
 #ifndef GSMLP_TRT_GATED_SPARSE_MLP_PLUGIN_CREATOR_H
 #define GSMLP_TRT_GATED_SPARSE_MLP_PLUGIN_CREATOR_H
+
+#include "common/pluginV3.h"
+#include "gatedSparseMLPFields.h"
+#include "gatedSparseMLPPlugin.h"
 
 #include <NvInferRuntime.h>
 
@@ -10,19 +14,24 @@
 namespace gsmlp::trt::gated_sparse_mlp
 {
 
-class GatedSparseMLPPluginCreator final : public nvinfer1::IPluginCreatorV3One
+struct CreatorTraits
+{
+    static constexpr char const* kNAME = kPLUGIN_NAME;
+    using Params = GatedSparseMLPParams;
+    using Plugin = GatedSparseMLPPlugin;
+    static std::string parse(nvinfer1::PluginFieldCollection const* fields, Params& params)
+    {
+        return parseFields(fields, params);
+    }
+};
+
+class GatedSparseMLPPluginCreator final : public PluginCreatorV3<CreatorTraits>
 {
 public:
     GatedSparseMLPPluginCreator() noexcept;
     ~GatedSparseMLPPluginCreator() override = default;
 
-    //! nullptr, with the reason in the TensorRT log, when a field is missing, mistyped or out of range.
-    nvinfer1::IPluginV3* createPlugin(
-        char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase phase) noexcept override;
     nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override;
-    char const* getPluginName() const noexcept override;
-    char const* getPluginVersion() const noexcept override;
-    char const* getPluginNamespace() const noexcept override;
 
 private:
     std::array<nvinfer1::PluginField, 3> mFields{};

@@ -68,49 +68,9 @@ std::string checkDims(Desc const* in, DimsOf dimsOf)
 
 } // namespace
 
-MultiScaleDeformableAttentionPlugin::MultiScaleDeformableAttentionPlugin()
+MultiScaleDeformableAttentionPlugin::MultiScaleDeformableAttentionPlugin(MsdaParams const& /*params*/)
     : mTimingCacheId(timingCacheId())
 {
-}
-
-nvinfer1::IPluginCapability* MultiScaleDeformableAttentionPlugin::getCapabilityInterface(
-    nvinfer1::PluginCapabilityType type) noexcept
-{
-    switch (type)
-    {
-    case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
-    case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
-    case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
-    }
-    return nullptr;
-}
-
-nvinfer1::IPluginV3* MultiScaleDeformableAttentionPlugin::clone() noexcept
-{
-    try
-    {
-        return new MultiScaleDeformableAttentionPlugin(*this);
-    }
-    catch (std::exception const& e)
-    {
-        logError(kPLUGIN_NAME, std::string("clone failed: ") + e.what());
-    }
-    return nullptr;
-}
-
-char const* MultiScaleDeformableAttentionPlugin::getPluginName() const noexcept
-{
-    return kPLUGIN_NAME;
-}
-
-char const* MultiScaleDeformableAttentionPlugin::getPluginVersion() const noexcept
-{
-    return kPLUGIN_VERSION;
-}
-
-char const* MultiScaleDeformableAttentionPlugin::getPluginNamespace() const noexcept
-{
-    return kPLUGIN_NAMESPACE;
 }
 
 int32_t MultiScaleDeformableAttentionPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in,
@@ -274,12 +234,6 @@ int32_t MultiScaleDeformableAttentionPlugin::enqueue(nvinfer1::PluginTensorDesc 
         logError(kPLUGIN_NAME, std::string("enqueue: ") + e.what());
     }
     return -1;
-}
-
-nvinfer1::IPluginV3* MultiScaleDeformableAttentionPlugin::attachToContext(
-    nvinfer1::IPluginResourceContext* /*context*/) noexcept
-{
-    return clone(); // no per-context resources
 }
 
 nvinfer1::PluginFieldCollection const* MultiScaleDeformableAttentionPlugin::getFieldsToSerialize() noexcept

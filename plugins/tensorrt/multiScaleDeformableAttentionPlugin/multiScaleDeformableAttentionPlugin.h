@@ -1,9 +1,10 @@
 /* MultiScaleDeformableAttention as a TensorRT IPluginV3: Deformable DETR's multi-scale bilinear sampling,
  * exactly the core of transformers' module (docs/op_spec.md). The capabilities (core, build, runtime) are one
- * object, as TensorRT's own V3 plugins and the GatedSparseMLP plugin do. */
+ * object (common/pluginV3.h). */
 #ifndef GSMLP_TRT_MULTI_SCALE_DEFORMABLE_ATTENTION_PLUGIN_H
 #define GSMLP_TRT_MULTI_SCALE_DEFORMABLE_ATTENTION_PLUGIN_H
 
+#include "common/pluginV3.h"
 #include "multiScaleDeformableAttentionFields.h"
 
 #include <NvInferRuntime.h>
@@ -13,25 +14,17 @@
 namespace gsmlp::trt::msda
 {
 
-class MultiScaleDeformableAttentionPlugin final : public nvinfer1::IPluginV3,
-                                                  public nvinfer1::IPluginV3OneCore,
-                                                  public nvinfer1::IPluginV3OneBuild,
-                                                  public nvinfer1::IPluginV3OneRuntime
+class MultiScaleDeformableAttentionPlugin final : public PluginV3<MultiScaleDeformableAttentionPlugin>
 {
 public:
-    MultiScaleDeformableAttentionPlugin();
+    static constexpr char const* kNAME = kPLUGIN_NAME;
+
+    explicit MultiScaleDeformableAttentionPlugin(MsdaParams const& params = {});
     MultiScaleDeformableAttentionPlugin(MultiScaleDeformableAttentionPlugin const& other) = default;
     MultiScaleDeformableAttentionPlugin& operator=(MultiScaleDeformableAttentionPlugin const&) = delete;
     ~MultiScaleDeformableAttentionPlugin() override = default;
 
-    // IPluginV3
-    nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
-    nvinfer1::IPluginV3* clone() noexcept override;
-
-    // IPluginV3OneCore
-    char const* getPluginName() const noexcept override;
-    char const* getPluginVersion() const noexcept override;
-    char const* getPluginNamespace() const noexcept override;
+    // IPluginV3, IPluginV3OneCore: PluginV3 (common/pluginV3.h)
 
     // IPluginV3OneBuild
     int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
@@ -53,7 +46,6 @@ public:
         int32_t nbOutputs) noexcept override;
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
 private:

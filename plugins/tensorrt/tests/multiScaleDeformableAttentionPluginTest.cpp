@@ -294,6 +294,19 @@ void testProblemAndEmptyEnqueue()
     CHECK(plugin.enqueue(nullptr, &run[5], pointers.data(), outputs, nullptr, nullptr) != 0);
 }
 
+// argv: the identity gsmlp/op_identity.py gives the op (tests/test_trt_plugin.py passes it), so that the C++
+// constants cannot drift from the Python ones.
+void testIdentityAgainst(int argc, char** argv)
+{
+    if (argc != 3)
+    {
+        return;
+    }
+    Creator creator;
+    CHECK(std::string(creator.getPluginName()) == argv[1]);
+    CHECK(std::string(creator.getPluginVersion()) == argv[2]);
+}
+
 void testLibraryEntryPoints()
 {
     int32_t nb = 0;
@@ -309,9 +322,10 @@ void testLibraryEntryPoints()
 
 } // namespace
 
-int main()
+int main(int argc, char** argv)
 {
     setLoggerFinder(&gFinder); // as TensorRT does on loading the library: errors reach its logger
+    testIdentityAgainst(argc, argv);
     testCreatorAndFields();
     testIdentitySerializationAndClones();
     testFormatsAndTypes();
