@@ -1,4 +1,4 @@
-"""Find and load libgsmlp_kernels with ctypes, and mirror the C ABI's structs."""
+"""Find and load libgsmlp_kernels with ctypes, and mirror the C ABI's structs (every op's)."""
 
 from __future__ import annotations
 
@@ -46,8 +46,36 @@ class Tensors(ctypes.Structure):
     ]
 
 
+class MsdaProblem(ctypes.Structure):
+    """gsmlp_msda_problem (gsmlp/multi_scale_deformable_attention.h)."""
+
+    _fields_ = [
+        ("batch", ctypes.c_int64),
+        ("value_len", ctypes.c_int64),
+        ("heads", ctypes.c_int64),
+        ("head_dim", ctypes.c_int64),
+        ("levels", ctypes.c_int64),
+        ("queries", ctypes.c_int64),
+        ("points", ctypes.c_int64),
+        ("dtype", ctypes.c_int),
+    ]
+
+
+class MsdaTensors(ctypes.Structure):
+    """gsmlp_msda_tensors."""
+
+    _fields_ = [
+        ("value", ctypes.c_void_p),
+        ("spatial_shapes", ctypes.c_void_p),
+        ("level_start_index", ctypes.c_void_p),
+        ("sampling_locations", ctypes.c_void_p),
+        ("attention_weights", ctypes.c_void_p),
+        ("output", ctypes.c_void_p),
+    ]
+
+
 # The C ABI version this mirror describes; a library of another version is refused (its structs differ).
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 def candidate_paths() -> list[Path]:
@@ -66,6 +94,7 @@ def candidate_paths() -> list[Path]:
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     problem_p, tensors_p = ctypes.POINTER(Problem), ctypes.POINTER(Tensors)
+    msda_p, msda_t = ctypes.POINTER(MsdaProblem), ctypes.POINTER(MsdaTensors)
     signatures = {
         "gsmlp_abi_version": (ctypes.c_int, []),
         "gsmlp_status_string": (ctypes.c_char_p, [ctypes.c_int]),
@@ -106,6 +135,9 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
             ctypes.c_int,
             [problem_p, tensors_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p],
         ),
+        "gsmlp_msda_cpu_forward": (ctypes.c_int, [msda_p, msda_t, ctypes.c_int, ctypes.c_void_p]),
+        "gsmlp_msda_cuda_forward": (ctypes.c_int, [msda_p, msda_t, ctypes.c_void_p]),
+        "gsmlp_msda_cuda_forward_host_levels": (ctypes.c_int, [msda_p, msda_t, ctypes.c_void_p]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -118,13 +150,15 @@ def load() -> ctypes.CDLL | None:
     """The loaded library, or None where it was not built (see `why_not_loaded`)."""
     for path in candidate_paths():
         if path.is_file():
-            lib = _declare(ctypes.CDLL(str(path)))
+            lib = ctypes.CDLL(str(path))
+            # The version first: an older library lacks the newer entry points that _declare looks up.
+            lib.gsmlp_abi_version.restype = ctypes.c_int
             if lib.gsmlp_abi_version() != ABI_VERSION:
                 raise GsmlpError(
                     f"{path} has C ABI version {lib.gsmlp_abi_version()}, but this gsmlp expects "
                     f"{ABI_VERSION}: reinstall gsmlp so that the library is rebuilt"
                 )
-            return lib
+            return _declare(lib)
     return None
 
 
