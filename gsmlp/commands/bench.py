@@ -90,6 +90,11 @@ first --warmup images are not counted. All backends use the same --threads.
 --ort-threading both also times the op library on its own OpenMP threads instead of ONNX Runtime's
 (gated_openmp_ms): the measurement of why the library uses ONNX Runtime's threads.
 
+Deformable DETR with the MultiScaleDeformableAttention op adds a baseline per backend in the same turns:
+the dense model without the op (PyTorch on transformers' sampling module; ONNX Runtime on a dense file
+exported with --sampling inline, or --onnx-baseline FILE). baseline_ms and speedup_vs_baseline (baseline /
+gated) say what both ops give together; backends.<name>.variants.<variant>.sampling names what sampled.
+
 Examples:
   gsmlp bench model --model runs/detr-small-mgs --backends pytorch,onnxruntime --report runs/bench_model.json
   gsmlp bench model --model runs/r50-mgs --height 800 --width 800 --limit 12 \\
@@ -146,6 +151,10 @@ def _add_model_arguments(model: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--onnx-gated", type=Path, metavar="FILE", help="the gated ONNX of the same checkpoint"
     )
+    model.add_argument(
+        "--onnx-baseline", type=Path, metavar="FILE",
+        help="Deformable DETR: the dense ONNX with inline sampling (gsmlp export --dense --sampling inline)",
+    )  # fmt: skip
     add_ort_op_argument(model)
     model.add_argument(
         "--ort-threading", choices=("onnxruntime", "both"), default="onnxruntime",
@@ -371,6 +380,7 @@ def _run_model(args: argparse.Namespace) -> int:
         width=args.width,
         onnx_dense=args.onnx_dense,
         onnx_gated=args.onnx_gated,
+        onnx_baseline=args.onnx_baseline,
         ort_op=args.ort_op,
         ort_threading=args.ort_threading,
     )
@@ -379,7 +389,8 @@ def _run_model(args: argparse.Namespace) -> int:
     plan = OutputPlan(force=args.force)
     plan.file(args.report, "--report", MODEL_BENCH_REPORT)
     plan.check({"--model": model_input(args.model), **data_inputs(args.data, args.images),
-                "--onnx-dense": args.onnx_dense, "--onnx-gated": args.onnx_gated})  # fmt: skip
+                "--onnx-dense": args.onnx_dense, "--onnx-gated": args.onnx_gated,
+                "--onnx-baseline": args.onnx_baseline})  # fmt: skip
     with tqdm(total=args.limit, desc="bench model", unit="image") as bar:
         report = run_model_bench(options, progress=bar.update)
     report["machine"] = _machine()
@@ -398,6 +409,10 @@ def print_model_table(report: dict) -> None:
     for name, entry in report["backends"].items():
         print(f"{name:<13}{entry['dense_ms']:>10.2f}{entry['gated_ms']:>10.2f}{entry['speedup']:>8.2f}x  "
               f"{entry['implementation']}")  # fmt: skip
+        if "baseline_ms" in entry:
+            sampling = entry["variants"]["dense_baseline"]["sampling"]
+            baseline = f"{entry['baseline_ms']:>10.2f}{'':>10}{entry['speedup_vs_baseline']:>8.2f}x"
+            print(f"{'  (baseline)':<13}{baseline}  gated against the dense model sampling {sampling}")
         if "gated_openmp_ms" in entry:
             openmp = f"{entry['gated_openmp_ms']:>10.2f}{entry['speedup_openmp']:>8.2f}x"
             print(f"{'  (OpenMP)':<13}{'':>10}{openmp}  the same library on its own OpenMP threads")
