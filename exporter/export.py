@@ -26,9 +26,8 @@ from gsmlp.io import OutputKind, write_bytes_atomic
 from gsmlp.model.detector import family_of
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.wrap import gated_layers, gated_slots
-from gsmlp.op_identity import DOMAIN, DOMAIN_VERSION
+from gsmlp.op_identity import DOMAIN, DOMAIN_VERSION, ONNX_OPSET
 
-OPSET = 17
 INPUT_NAMES = ["pixel_values", "pixel_mask"]
 OUTPUT_NAMES = ["logits", "pred_boxes"]
 Dtype = Literal["fp32", "fp16"]
@@ -184,7 +183,7 @@ def _trace_to_onnx(model: nn.Module, options: ExportOptions, custom_nodes: bool)
             input_names=INPUT_NAMES,
             output_names=OUTPUT_NAMES,
             dynamic_axes=_dynamic_axes(options),
-            opset_version=OPSET,
+            opset_version=ONNX_OPSET,
             custom_opsets={DOMAIN: DOMAIN_VERSION} if custom_nodes else None,
             do_constant_folding=True,
             dynamo=False,  # the dynamo exporter fails on transformers' data-dependent isfinite check

@@ -22,8 +22,7 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto, helper
 
-from gsmlp.exporter.op_function import BODY_OPSET
-from gsmlp.op_identity import DOMAIN, MSDA_ATTRIBUTES, MSDA_INPUTS, MSDA_OP_TYPE, MSDA_OUTPUTS
+from gsmlp.op_identity import DOMAIN, MSDA_ATTRIBUTES, MSDA_INPUTS, MSDA_OP_TYPE, MSDA_OUTPUTS, ONNX_OPSET
 
 VALUE, SHAPES, STARTS, LOCATIONS, WEIGHTS = MSDA_INPUTS
 
@@ -146,7 +145,7 @@ def multi_scale_deformable_attention_function(levels: int) -> onnx.FunctionProto
         inputs=list(MSDA_INPUTS),
         outputs=list(MSDA_OUTPUTS),
         nodes=nodes,
-        opset_imports=[helper.make_opsetid("", BODY_OPSET)],
+        opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
         attributes=list(MSDA_ATTRIBUTES),
         doc_string=(
             f"output[n, q, m*D + c] = sum over {levels} levels l and points p of attention_weights * "

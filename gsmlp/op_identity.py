@@ -10,6 +10,9 @@ below, so a plugin that drifts from them fails its tests.
 """
 
 DOMAIN = "gsmlp"
+# The default ONNX domain's opset of every file gsmlp exports and of every local function body in it: a
+# function's opset must be the model's, and TensorRT 10+ and ONNX Runtime 1.16+ read 17.
+ONNX_OPSET = 17
 OP_TYPE = "GatedSparseMLP"
 DOMAIN_VERSION = 1
 PLUGIN_VERSION = "1"

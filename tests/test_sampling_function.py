@@ -11,7 +11,6 @@ import torch
 from onnx import TensorProto, helper
 from transformers.models.deformable_detr.modeling_deformable_detr import MultiScaleDeformableAttention
 
-from gsmlp.exporter.op_function import BODY_OPSET
 from gsmlp.exporter.sampling_function import multi_scale_deformable_attention_function, sampling_levels
 from gsmlp.op_identity import (
     DOMAIN,
@@ -19,6 +18,7 @@ from gsmlp.op_identity import (
     MSDA_INPUTS,
     MSDA_OP_TYPE,
     MSDA_OUTPUTS,
+    ONNX_OPSET,
     PLUGIN_NAMESPACE,
     PLUGIN_VERSION,
 )
@@ -47,7 +47,7 @@ def one_node_model(levels: int, float_type: int = TensorProto.FLOAT) -> onnx.Mod
     )
     model = helper.make_model(
         helper.make_graph([node], "msda", inputs, [output]),
-        opset_imports=[helper.make_opsetid("", BODY_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
+        opset_imports=[helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
         functions=[multi_scale_deformable_attention_function(levels)],
         ir_version=9,  # what the exporter writes (opset 17); onnxruntime 1.31 reads up to IR 13
     )

@@ -26,7 +26,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gsmlp import kernels
 from gsmlp.errors import GsmlpError, NotBuiltError
-from gsmlp.exporter.op_function import BODY_OPSET
 from gsmlp.exporter.sampling_function import multi_scale_deformable_attention_function
 from gsmlp.op_identity import (
     DOMAIN,
@@ -34,6 +33,7 @@ from gsmlp.op_identity import (
     MSDA_INPUTS,
     MSDA_OP_TYPE,
     MSDA_OUTPUTS,
+    ONNX_OPSET,
     PLUGIN_NAMESPACE,
     PLUGIN_VERSION,
 )
@@ -122,7 +122,7 @@ def op_model(levels: int, dtype: str = "fp32", function: bool = True) -> onnx.Mo
     functions = [multi_scale_deformable_attention_function(levels)] if function else []
     return helper.make_model(
         helper.make_graph([node], "msda", inputs, [output]),
-        opset_imports=[helper.make_opsetid("", BODY_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
+        opset_imports=[helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
         functions=functions,
         ir_version=9,
     )

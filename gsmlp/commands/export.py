@@ -15,12 +15,13 @@ from gsmlp.args import (
     load_model_from_args,
     model_input,
 )
+from gsmlp.op_identity import ONNX_OPSET
 from gsmlp.paths import OutputPlan
 
 HELP = "export a (gated) detector to ONNX with GatedSparseMLP and MultiScaleDeformableAttention nodes"
-DESCRIPTION = """\
-Write the detector as ONNX (opset 17). Each FFN in gated mode becomes ONE node `GatedSparseMLP` of domain
-`gsmlp` (inputs x, W1, B1, W2, B2, GateDown, GateUp, GateBias; attributes block_size, threshold,
+DESCRIPTION = f"""\
+Write the detector as ONNX (opset {ONNX_OPSET}). Each FFN in gated mode becomes ONE node `GatedSparseMLP`
+of domain `gsmlp` (inputs x, W1, B1, W2, B2, GateDown, GateUp, GateBias; attributes block_size, threshold,
 plugin_version, plugin_namespace), and the file carries an ONNX local function of the same name whose body
 computes the op with standard ONNX ops: ONNX Runtime runs the file as is, and TensorRT 10.15+ binds the
 gsmlp plugin where it is loaded. SIBS-pruned neurons are removed from the weights (an exact change).
