@@ -25,6 +25,7 @@ from gsmlp.model.gated_mlp import MicroGate
 from gsmlp.model.processing import PreprocessConfig, preprocess
 from gsmlp.model.wrap import gated_layers, set_mode, wrap_ffns
 from gsmlp.validation.backends import OnnxRuntimeBackend, PyTorchBackend
+from gsmlp.validation.gate_decisions import PinnedReference
 from gsmlp.validation.harness import InputBatch, validate_backends
 from gsmlp.validation.inputs import fit_batch
 from gsmlp.validation.tolerances import tolerance_for
@@ -61,25 +62,37 @@ def image_batches(folder: Path, count: int, height: int, width: int) -> list[Inp
 def measure(
     family: str, images: Path, count: int, height: int, width: int, dtypes: list[str], dense: bool = False
 ) -> dict:
+    """Per dtype, validate's parity entry for ONNX Runtime: the precision check against fp64 (gated: with
+    the file's own gate decisions pinned), the differences against PyTorch fp32, detection agreement."""
     model = random_gated_r50(family)
     if dense:  # the same weights without gating: isolates export error from gate-decision flips
         set_mode(model, "dense")
     batches = image_batches(images, count, height, width)
-    backends: dict = {"pytorch": PyTorchBackend(model)}
+    results = {}
     with tempfile.TemporaryDirectory() as folder:
         for dtype in dtypes:
             path = Path(folder) / f"{dtype}.onnx"
             export_onnx(model, path, ExportOptions(height=height, width=width, dtype=dtype, dense=dense))
-            backends[f"onnxruntime-{dtype}"] = OnnxRuntimeBackend(path)
-        report = validate_backends(backends, batches, family=family, tolerance=tolerance_for("fp32"))
-    return {
-        name: {
-            "outputs": entry["outputs"],
-            "detection_agreement": entry["detection_agreement"],
-            "latency_ms": report["backends"][name]["latency_ms"],
-        }
-        for name, entry in report["parity"].items()
-    }
+            pytorch = PyTorchBackend(model)
+            backends = {"pytorch": pytorch, "onnxruntime": OnnxRuntimeBackend(path, gate_decisions=not dense)}
+            report = validate_backends(
+                backends,
+                batches,
+                family=family,
+                tolerance=tolerance_for(dtype),
+                pin=None if dense else PinnedReference(pytorch),
+                dtype=dtype,
+            )
+            entry = report["parity"]["onnxruntime"]
+            results[f"onnxruntime-{dtype}"] = {
+                "pass": entry["pass"],
+                "precision": entry["precision"],
+                "outputs": entry["outputs"],
+                "gate_decisions": entry["gate_decisions"],
+                "detection_agreement": entry["detection_agreement"],
+                "latency_ms": report["backends"]["onnxruntime"]["latency_ms"],
+            }
+    return results
 
 
 def main() -> None:

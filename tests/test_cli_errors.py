@@ -145,7 +145,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (ws / "corrupt.onnx").write_bytes(random.Random(1).randbytes(2048))
     (ws / "empty.onnx").write_bytes(b"")
     (ws / "corrupt.toml").write_text("[default.fp32\n")
-    (ws / "nan.toml").write_text("[default.fp32]\nmax_abs_diff = nan\n")
+    (ws / "nan.toml").write_text("[default.fp32]\nquantile_factor = nan\n")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(ws)
         for argv in (
@@ -356,7 +356,7 @@ CASES = {
     "tolerances-corrupt": ("{V} --onnx gated.onnx --tolerances corrupt.toml --report r.json", "corrupt.toml"),
     "tolerances-nan": (
         "{V} --onnx gated.onnx --tolerances nan.toml --report r.json",
-        "nan.toml | max_abs_diff",
+        "nan.toml | quantile_factor",
     ),
     "demo-tolerances-missing": ("demo --tolerances absent.toml --out d", "absent.toml"),
     # Numbers out of range, NaN and infinity, for every command.

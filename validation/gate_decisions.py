@@ -58,26 +58,33 @@ def gated_modules(model: nn.Module, paths: list[str]) -> dict[str, GatedSparseML
 
 
 @contextmanager
-def pinned(
-    model: nn.Module, layers: dict[str, GatedSparseMLP], decisions: dict[str, torch.Tensor]
-) -> Iterator[None]:
-    """Every layer takes the given block decisions instead of its gate's, for the duration.
-
-    The sparsity meters pause meanwhile: a pinned re-run is a check, not part of the reference's run.
-    """
+def meters_paused(model: nn.Module) -> Iterator[None]:
+    """The sparsity meters of every GatedSparseMLP pause for the duration: a check's re-run is not part of
+    the reference's run."""
     meters = [m.meter for m in model.modules() if isinstance(m, GatedSparseMLP)]
     enabled = [meter.enabled for meter in meters]
     try:
         for meter in meters:
             meter.enabled = False
-        for path, layer in layers.items():
-            layer.pinned_blocks = decisions[path]
         yield
+    finally:
+        for meter, was in zip(meters, enabled, strict=True):
+            meter.enabled = was
+
+
+@contextmanager
+def pinned(
+    model: nn.Module, layers: dict[str, GatedSparseMLP], decisions: dict[str, torch.Tensor]
+) -> Iterator[None]:
+    """Every layer takes the given block decisions instead of its gate's, for the duration (meters paused)."""
+    try:
+        with meters_paused(model):
+            for path, layer in layers.items():
+                layer.pinned_blocks = decisions[path]
+            yield
     finally:
         for layer in layers.values():
             layer.pinned_blocks = None
-        for meter, was in zip(meters, enabled, strict=True):
-            meter.enabled = was
 
 
 class PinnedReference:

@@ -3,10 +3,13 @@
 The report format written here (session.build_report adds the run's context: model, family, onnx, dtype,
 images, skipped_images, missing_images, reference; per backend implementation, ffn_sparsity, ffn_macs):
     backends: {name: {status: ok|skipped|failed, reason, metrics, latency_ms: {median, p90, batches}}}
-    parity:   {name: {delta_AP, max_abs_diff, max_abs_diff_unpinned, max_rel_diff, max_scaled_diff, pass,
-                      metrics_delta, outputs, detection_agreement, gate_decisions, tolerance}}
-              (the max_abs_diff bound applies to max_scaled_diff: gsmlp.validation.parity)
-    pass:     every non-reference backend that ran passed, and none failed
+    parity:   {name: {delta_AP, pass, precision, max_abs_diff, max_abs_diff_unpinned, max_rel_diff,
+                      max_scaled_diff, metrics_delta, outputs, detection_agreement, gate_decisions,
+                      tolerance}}
+              precision: the error against PyTorch fp64 judged by PyTorch's own (gsmlp.validation.precision),
+              which decides the numeric part of `pass`; the max_*_diff keys compare with PyTorch fp32 and
+              are reported, not judged
+    pass:     at least one non-reference backend ran, every one that ran passed, and none failed
 """
 
 from __future__ import annotations
@@ -19,10 +22,17 @@ import numpy as np
 from tqdm import tqdm
 
 from gsmlp.model.processing import nonfinite_outputs
+from gsmlp.validation.backend_names import REFERENCE
 from gsmlp.validation.backends import OUTPUTS, Backend
 from gsmlp.validation.gate_decisions import split_block_masks
 from gsmlp.validation.parity import DIFFERENCE_KEYS, detection_agreement, output_differences
-from gsmlp.validation.tolerances import Tolerance
+from gsmlp.validation.precision import (
+    PrecisionErrors,
+    PrecisionReference,
+    covered_batches,
+    judge,
+)
+from gsmlp.validation.tolerances import DEFAULT_REFERENCE_IMAGES, Tolerance
 
 Outputs = dict[str, np.ndarray]
 # Turns one backend's outputs (one dict per batch) into COCO metrics in points, or None where none apply.
@@ -62,6 +72,9 @@ class PinnedParity:
         }
 
 
+Packed = dict[str, tuple[np.ndarray, tuple[int, ...]]]  # module path -> (packed bits, mask shape)
+
+
 @dataclass
 class BackendRun:
     status: str = "ok"
@@ -69,6 +82,14 @@ class BackendRun:
     outputs: list[Outputs] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     pinned: PinnedParity | None = None
+    # Per batch, the gate decisions the backend reported ({} where none), as packed bits (1/8 of their bool
+    # size) until the checks after every timed run.
+    decisions: list[Packed] = field(default_factory=list)
+    precision: PrecisionErrors | None = None
+
+    def failed(self, reason: str) -> None:
+        self.status, self.reason = "failed", reason
+        self.outputs, self.pinned, self.decisions, self.precision = [], None, [], None
 
 
 def _merge_differences(merged: dict[str, dict[str, float]], differences: dict[str, dict[str, float]]) -> None:
@@ -88,18 +109,14 @@ def _latency_ms(seconds: list[float]) -> dict[str, float | int] | None:
     return {"median": float(np.median(ms)), "p90": float(np.percentile(ms, 90)), "batches": len(ms)}
 
 
-def run_backend(
-    backend: Backend, batches: Sequence[InputBatch], progress: bool = True, pin: Pinner | None = None
-) -> BackendRun:
-    """Every batch through one backend; a crash marks it failed with the error, never stops the run.
+def run_backend(backend: Backend, batches: Sequence[InputBatch], progress: bool = True) -> BackendRun:
+    """Every batch through one backend, timed; a crash marks it failed with the error, never stops the run.
 
-    Where the backend returns its gate decisions and `pin` is given, the reference then re-runs each batch
-    pinned to them. The pinned runs come after all the timed ones: run between them, the reference's
-    threads (torch's OpenMP team spins after its work) would take the cores from the next timed batch.
-    Meanwhile the decisions are kept as packed bits (1/8 of their bool size).
+    The gate decisions the backend returns are kept for the checks (run_checks), which come after every
+    timed run: run between them, the reference's threads (torch's OpenMP team spins after its work) would
+    take the cores from the next timed batch.
     """
     run = BackendRun()
-    decisions: list[dict[str, tuple[np.ndarray, tuple[int, ...]]]] = []  # per batch; {} where none
     bar = tqdm(batches, desc=backend.name, unit="batch", disable=not progress, leave=False)
     for index, batch in enumerate(bar):
         start = time.perf_counter()
@@ -115,8 +132,8 @@ def run_backend(
             )
         gate_decisions = split_block_masks(outputs)
         run.outputs.append(outputs)
-        decisions.append({path: _pack(mask) for path, mask in gate_decisions.items()})
-    return _pin_all(run, batches, decisions, pin) if pin is not None and any(decisions) else run
+        run.decisions.append({path: _pack(mask) for path, mask in gate_decisions.items()})
+    return run
 
 
 def _pack(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -127,24 +144,49 @@ def _unpack(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.unpackbits(packed, count=int(np.prod(shape))).astype(bool).reshape(shape)
 
 
-def _pin_all(
-    run: BackendRun,
+def run_checks(
+    runs: Mapping[str, BackendRun],
+    reference: BackendRun,
     batches: Sequence[InputBatch],
-    decisions: list[dict[str, tuple[np.ndarray, tuple[int, ...]]]],
-    pin: Pinner,
-) -> BackendRun:
-    """The reference re-run on every batch under that batch's decisions, after the timed runs."""
-    for batch, outputs, packed in zip(batches, run.outputs, decisions, strict=True):
-        if not packed:
-            continue
-        gate_decisions = {path: _unpack(*bits) for path, bits in packed.items()}
-        try:
-            reference, counts = pin(batch.pixel_values, batch.pixel_mask, gate_decisions)
-        except Exception as exc:
-            return BackendRun("failed", f"pinning the reference to its gate decisions: {exc}")
-        run.pinned = run.pinned or PinnedParity()
-        run.pinned.add(reference, outputs, counts)
-    return run
+    pin: Pinner | None,
+    precision: PrecisionReference | None,
+    covered: set[int],
+    progress: bool = True,
+) -> None:
+    """After the timed runs, per batch and backend: PyTorch fp32 pinned to the backend's gate decisions
+    (where it reported them), and on the covered batches the fp64 reference and PyTorch's floor under the
+    same decisions. A check that crashes fails its backend with the reason."""
+    checked = {name: run for name, run in runs.items() if run is not reference and run.status == "ok"}
+    bar = tqdm(batches, desc="checks", unit="batch", disable=not progress or not checked, leave=False)
+    for index, batch in enumerate(bar):
+        shared: tuple[Outputs, Outputs] | None = None  # fp64 and floor without decisions: one per batch
+        for run in checked.values():
+            if run.status != "ok":
+                continue
+            try:
+                decisions = {path: _unpack(*bits) for path, bits in run.decisions[index].items()}
+                fp32 = reference.outputs[index]
+                if decisions and pin is not None:
+                    fp32, counts = pin(batch.pixel_values, batch.pixel_mask, decisions)
+                    run.pinned = run.pinned or PinnedParity()
+                    run.pinned.add(fp32, run.outputs[index], counts)
+                if precision is None or index not in covered:
+                    continue
+                if decisions and pin is not None:
+                    fp64, floor = precision.outputs(batch.pixel_values, batch.pixel_mask, decisions, fp32)
+                else:
+                    shared = shared or precision.outputs(batch.pixel_values, batch.pixel_mask, None, fp32)
+                    fp64, floor = shared
+            except Exception as exc:
+                run.failed(f"checking it against PyTorch on batch {index + 1}: {type(exc).__name__}: {exc}")
+                continue
+            run.precision = run.precision or PrecisionErrors()
+            run.precision.add(fp64, run.outputs[index], floor, _real_images(batch))
+
+
+def _real_images(batch: InputBatch) -> int:
+    # Rows that only pad a static batch are no images: the context says how many are real where it knows.
+    return int(getattr(batch.context, "real", len(batch.pixel_values)))
 
 
 def _fail_on_shape_mismatch(run: BackendRun, reference: BackendRun, reference_name: str) -> None:
@@ -155,13 +197,11 @@ def _fail_on_shape_mismatch(run: BackendRun, reference: BackendRun, reference_na
     for index, (ref, out) in enumerate(zip(reference.outputs, run.outputs, strict=True)):
         for name in OUTPUTS:
             if name in ref and name in out and ref[name].shape != out[name].shape:
-                run.status = "failed"
-                run.reason = (
+                run.failed(
                     f"output {name} of batch {index + 1} has shape {list(out[name].shape)}, "
                     f"{reference_name}'s {list(ref[name].shape)}: the file computes another model "
                     "(exported from another one?)"
                 )
-                run.outputs, run.pinned = [], None
                 return
 
 
@@ -183,8 +223,26 @@ def _merged_parity(reference: list[Outputs], other: list[Outputs], family: str) 
     return {"outputs": per_output, "detection_agreement": agreement}
 
 
+def _metrics_delta(ref_metrics: dict | None, metrics: dict | None) -> tuple[float | None, dict | None]:
+    """(delta AP, every COCO metric's delta): a backend can keep AP and still lose small objects or recall."""
+    if not ref_metrics or not metrics:
+        return None, None
+    delta_ap = metrics["AP"] - ref_metrics["AP"] if "AP" in ref_metrics and "AP" in metrics else None
+    deltas = {
+        key: metrics[key] - value
+        for key, value in ref_metrics.items()
+        if isinstance(value, int | float) and isinstance(metrics.get(key), int | float)
+    }
+    return delta_ap, deltas
+
+
 def _parity_entry(
-    reference: BackendRun, other: BackendRun, ref_metrics, metrics, family: str, tolerance: Tolerance
+    reference: BackendRun,
+    other: BackendRun,
+    metrics: tuple[dict | None, dict | None],
+    family: str,
+    tolerance: Tolerance,
+    dtype: str,
 ) -> dict:
     details = _merged_parity(reference.outputs, other.outputs, family)
     unpinned_abs = max((d["max_abs_diff"] for d in details["outputs"].values()), default=0.0)
@@ -193,19 +251,10 @@ def _parity_entry(
     compared = other.pinned.outputs if other.pinned else details["outputs"]
     worst = {key: max((d[key] for d in compared.values()), default=0.0) for key in DIFFERENCE_KEYS}
     gates = other.pinned.as_dict() if other.pinned else None
-    delta_ap = None
-    if ref_metrics and metrics and "AP" in ref_metrics and "AP" in metrics:
-        delta_ap = metrics["AP"] - ref_metrics["AP"]
-    # Every COCO metric, not only AP: a backend can keep AP and still lose small objects (APs) or recall.
-    metrics_delta = None
-    if ref_metrics and metrics:
-        metrics_delta = {
-            key: metrics[key] - value
-            for key, value in ref_metrics.items()
-            if isinstance(value, int | float) and isinstance(metrics.get(key), int | float)
-        }
+    delta_ap, metrics_delta = _metrics_delta(*metrics)
+    precision = judge(other.precision or PrecisionErrors(), dtype, tolerance)
     passed = (
-        worst["max_scaled_diff"] <= tolerance.max_abs_diff
+        precision["pass"]
         and (delta_ap is None or abs(delta_ap) <= tolerance.delta_ap)
         and (gates is None or gates["flip_rate"] <= tolerance.max_gate_flip_rate)
     )
@@ -213,6 +262,7 @@ def _parity_entry(
         "delta_AP": delta_ap,
         **worst,
         "pass": bool(passed),
+        "precision": precision,
         "max_abs_diff_unpinned": unpinned_abs,
         "metrics_delta": metrics_delta,
         **details,
@@ -221,21 +271,32 @@ def _parity_entry(
     }
 
 
+def _precision_reference(
+    backends: Mapping[str, Backend | str], reference: str, dtype: str
+) -> PrecisionReference | None:
+    model = getattr(backends.get(reference), "model", None)
+    return PrecisionReference(model, dtype) if model is not None else None
+
+
 def validate_backends(
     backends: dict[str, Backend | str],
     batches: Iterable[InputBatch],
     *,
     family: str,
     tolerance: Tolerance | Mapping[str, Tolerance],
-    reference: str = "pytorch",
+    reference: str = REFERENCE,
     evaluate: Evaluator | None = None,
     progress: bool = True,
     pin: Pinner | None = None,
+    dtype: str = "fp32",
+    reference_images: int | None = DEFAULT_REFERENCE_IMAGES,
 ) -> dict:
     """A backend given as a string instead of an object is `skipped`, the string being the reason.
 
     tolerance: one for every backend, or one per backend name (as a tolerance file sets them).
-    pin: re-runs the reference under another backend's gate decisions (gated models; see run_backend).
+    pin: re-runs the reference under another backend's gate decisions (gated models; see run_checks).
+    dtype: the ONNX file's; it decides PyTorch's floor (gsmlp.validation.precision).
+    reference_images: how many images the fp64 reference covers (None: all).
     """
     batches = list(batches)
     runs: dict[str, BackendRun] = {}
@@ -243,16 +304,20 @@ def validate_backends(
         runs[name] = (
             BackendRun("skipped", backend)
             if isinstance(backend, str)
-            else run_backend(backend, batches, progress, pin if name != reference else None)
+            else run_backend(backend, batches, progress)
         )
     ref_run = runs.get(reference)
+    report: dict = {"reference": reference, "images": int(sum(len(b.pixel_values) for b in batches))}
     if ref_run is not None and ref_run.status == "ok":
         for run in runs.values():
             _fail_on_shape_mismatch(run, ref_run, reference)
+        if any(run is not ref_run and run.status == "ok" for run in runs.values()):
+            covered = covered_batches([_real_images(b) for b in batches], reference_images)
+            precision = _precision_reference(backends, reference, dtype)
+            run_checks(runs, ref_run, batches, pin, precision, covered, progress)
     metrics = {
         name: evaluate(run.outputs) if evaluate and run.status == "ok" else None for name, run in runs.items()
     }
-    report: dict = {"reference": reference, "images": int(sum(len(b.pixel_values) for b in batches))}
     report["backends"] = {
         name: {
             "status": run.status,
@@ -262,24 +327,28 @@ def validate_backends(
         }
         for name, run in runs.items()
     }
+    report["parity"] = {}
+    report["pass"] = False
     if ref_run is None or ref_run.status != "ok":
         why = ref_run.reason if ref_run else "not among the backends"
-        report["parity"] = {}
-        report["pass"] = False
         report["reason"] = f"the reference backend {reference!r} did not run: {why}"
         return report
     report["parity"] = {
         name: _parity_entry(
             ref_run,
             run,
-            metrics[reference],
-            metrics[name],
+            (metrics[reference], metrics[name]),
             family,
             tolerance if isinstance(tolerance, Tolerance) else tolerance[name],
+            dtype,
         )
         for name, run in runs.items()
         if name != reference and run.status == "ok"
     }
     failed = [name for name, run in runs.items() if run.status == "failed"]
+    if not report["parity"] and not failed:
+        # Every other backend was skipped: nothing was compared, so nothing passed.
+        report["reason"] = "no backend besides the reference ran, so nothing was compared"
+        return report
     report["pass"] = not failed and all(entry["pass"] for entry in report["parity"].values())
     return report

@@ -47,10 +47,13 @@ def _parity_section(name: str, entry: dict, reference: dict) -> list[str]:
     tolerance = entry["tolerance"]
     lines = [f"### {name}: {verdict}", ""]
     lines.append(
-        f"Tolerance: |delta AP| <= {tolerance['delta_ap']}, max scaled diff (absolute where "
-        f"|reference| <= 1, relative beyond) <= {tolerance['max_abs_diff']}, "
-        f"gate flip rate <= {tolerance['max_gate_flip_rate']}."
+        f"Tolerance: |delta AP| <= {tolerance['delta_ap']}, gate flip rate <= "
+        f"{tolerance['max_gate_flip_rate']}, and per output the error against PyTorch fp64 within "
+        f"{tolerance['quantile_factor']:g}x (quantile {tolerance['quantile']:g}) and "
+        f"{tolerance['max_factor']:g}x (maximum) of PyTorch's own, both raised to "
+        f"{tolerance['floor_ulps']:g} ulps."
     )
+    lines += ["", *_precision_table(entry["precision"])]
     lines += ["", "| metric | pytorch | " + name + " | delta |", "|---|---|---|---|"]
     ours = entry.get("metrics_delta") or {}
     for metric, delta in ours.items():
@@ -67,6 +70,28 @@ def _parity_section(name: str, entry: dict, reference: dict) -> list[str]:
     own = "" if not entry.get("gate_decisions") else " (own decisions, flips included)"
     lines += _difference_table(entry["outputs"], own)
     return lines + _gate_lines(entry.get("gate_decisions")) + [""]
+
+
+def _precision_table(precision: dict) -> list[str]:
+    """Per output: the backend's scaled error against fp64, PyTorch's floor, and their ratio."""
+    quantile = f"q{precision['quantile'] * 100:g}"
+    lines = [
+        f"Precision: error = |out - fp64| / max(|fp64|, 1) against {precision['reference']}, on "
+        f"{precision['images']} images; floor = {precision['floor']}'s error (raised to "
+        f"{_fmt(precision['floor_unit'])}).",
+        "",
+        f"| output | error {quantile} | floor {quantile} | ratio {quantile} | error max | floor max "
+        "| ratio max | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for output, entry in precision["outputs"].items():
+        cells = [entry[key] for key in ("error_quantile", "floor_quantile", "ratio_quantile")]
+        cells += [entry[key] for key in ("error_max", "floor_max", "ratio_max")]
+        verdict = "pass" if entry["pass"] else "**FAIL**"
+        lines.append(f"| {output} | " + " | ".join(_fmt(cell) for cell in cells) + f" | {verdict} |")
+    if not precision["outputs"]:
+        lines.append("| - | no image was run against the fp64 reference | | | | | | **FAIL** |")
+    return lines
 
 
 def _difference_table(outputs: dict, qualifier: str) -> list[str]:

@@ -15,7 +15,7 @@ from gsmlp.validation.coco_run import coco_batches, coco_evaluator
 from gsmlp.validation.gate_decisions import PinnedReference
 from gsmlp.validation.harness import validate_backends
 from gsmlp.validation.inputs import input_shape
-from gsmlp.validation.tolerances import Tolerances, tolerance_for
+from gsmlp.validation.tolerances import DEFAULT_REFERENCE_IMAGES, Tolerances, tolerance_for
 
 
 def _onnx_metadata(path: str, loaded) -> tuple[dict[str, str], tuple[int | None, ...]]:
@@ -139,8 +139,10 @@ def build_report(
     plugin_lib: str | Path | None = None,
     tolerances: Tolerances | None = None,
     ort_op: str = "auto",
+    reference_images: int | None = DEFAULT_REFERENCE_IMAGES,
 ) -> dict:
-    """ort_op: how ONNX Runtime computes GatedSparseMLP (gsmlp.runtime.ort_session.OP_CHOICES)."""
+    """ort_op: how ONNX Runtime computes GatedSparseMLP (gsmlp.runtime.ort_session.OP_CHOICES).
+    reference_images: how many images the fp64 reference covers (None: all; gsmlp.validation.precision)."""
     path = str(onnx_path)
     metadata, shape = _onnx_metadata(path, loaded)
     model = _reference_model(loaded, metadata, path)
@@ -159,6 +161,8 @@ def build_report(
             tolerance={name: tolerance_for(dtype, name, tolerances) for name in names},
             evaluate=coco_evaluator(dataset, batches, loaded.family),
             pin=PinnedReference(PyTorchBackend(model)) if _is_gated(model) else None,
+            dtype=dtype,
+            reference_images=reference_images,
         )
     for name, entry in report["backends"].items():
         # Only PyTorch's gated modules count skipped neurons; None says "not measured", never "dense".

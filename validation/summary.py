@@ -50,9 +50,19 @@ def table_rows(reports: Mapping[str, dict]) -> list[dict]:
                     "delta_AP": _round(parity["delta_AP"], 3)
                     if parity and parity["delta_AP"] is not None
                     else None,
+                    "precision_ratio": _worst_ratios(parity),
                 }
             )
     return rows
+
+
+def _worst_ratios(parity: dict | None) -> str | None:
+    """The largest error/floor ratio over the outputs, at the quantile and the maximum: "1.24/1.76"."""
+    outputs = ((parity or {}).get("precision") or {}).get("outputs")
+    if not outputs:
+        return None
+    worst_quantile = max(entry["ratio_quantile"] for entry in outputs.values())
+    return f"{worst_quantile:.2f}/{max(entry['ratio_max'] for entry in outputs.values()):.2f}"
 
 
 COLUMNS = (
@@ -65,6 +75,7 @@ COLUMNS = (
     ("latency_median_ms", "lat med ms", "{:.1f}"),
     ("latency_p90_ms", "lat p90 ms", "{:.1f}"),
     ("parity", "parity", "{}"),
+    ("precision_ratio", "fp64 error/floor q/max", "{}"),
     ("implementation", "GatedSparseMLP ran on", "{}"),
 )
 
@@ -82,18 +93,58 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines + notes)
 
 
+def precision_line(precision: dict, tolerance: dict) -> str:
+    """One line per backend: each output's error against fp64 over PyTorch's floor, at the quantile and the
+    maximum, against the factors: what a failure is short by, and where."""
+    quantile = f"q{precision['quantile'] * 100:g}"
+    cells = [
+        f"{name} {quantile} x{entry['ratio_quantile']:.2f}/{tolerance['quantile_factor']:g} "
+        f"max x{entry['ratio_max']:.2f}/{tolerance['max_factor']:g}{'' if entry['pass'] else ' FAIL'}"
+        for name, entry in precision["outputs"].items()
+    ]
+    measured = "; ".join(cells) or "nothing measured"
+    where = f"error vs {precision['reference']} / {precision['floor']}'s, {precision['images']} images"
+    return f"{'':12s} {where}: {measured}"
+
+
+def _precision_failures(precision: dict, tolerance: dict) -> list[str]:
+    if not precision["outputs"]:
+        return ["no image was run against the fp64 reference"]
+    found = []
+    for name, entry in precision["outputs"].items():
+        if entry["ratio_quantile"] > tolerance["quantile_factor"]:
+            found.append(
+                f"{name} error q{precision['quantile'] * 100:g} {entry['error_quantile']:.3g} = "
+                f"{entry['ratio_quantile']:.3g}x {precision['floor']}'s {entry['floor_quantile']:.3g} "
+                f"(factor {tolerance['quantile_factor']:g})"
+            )
+        if entry["ratio_max"] > tolerance["max_factor"]:
+            found.append(
+                f"{name} error max {entry['error_max']:.3g} = {entry['ratio_max']:.3g}x "
+                f"{precision['floor']}'s {entry['floor_max']:.3g} (factor {tolerance['max_factor']:g})"
+            )
+    return found
+
+
+def parity_failures(entry: dict) -> list[str]:
+    """Every check one backend's parity entry failed, with the measured value and its bound."""
+    tolerance = entry["tolerance"]
+    found = _precision_failures(entry["precision"], tolerance)
+    if entry["delta_AP"] is not None and abs(entry["delta_AP"]) > tolerance["delta_ap"]:
+        found.append(f"delta_AP {entry['delta_AP']:.3g} (bound {tolerance['delta_ap']:g})")
+    gates = entry.get("gate_decisions")
+    if gates and gates["flip_rate"] > tolerance["max_gate_flip_rate"]:
+        found.append(f"gate flip rate {gates['flip_rate']:.3g} (bound {tolerance['max_gate_flip_rate']:g})")
+    return found
+
+
 def failures(report: dict) -> list[str]:
     """Why a validate report did not pass, one clause per failed backend or parity check."""
     found = [f"{name} failed: {entry['reason']}" for name, entry in report["backends"].items()
              if entry["status"] == "failed"]  # fmt: skip
     for name, entry in report["parity"].items():
         if not entry["pass"]:
-            tolerance = entry["tolerance"]
-            found.append(
-                f"{name} parity FAIL (max_scaled_diff {entry['max_scaled_diff']:.3g} (max_abs_diff "
-                f"{entry['max_abs_diff']:.3g}), bound {tolerance['max_abs_diff']}; "
-                f"delta_AP {entry['delta_AP']}, bound {tolerance['delta_ap']})"
-            )
+            found.append(f"{name} parity FAIL ({'; '.join(parity_failures(entry))})")
     if not found and not report["pass"] and report.get("reason"):
         found.append(report["reason"])
     return found
