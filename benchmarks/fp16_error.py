@@ -7,6 +7,7 @@ Each variant is the fp16 file with some groups kept float32 (exporter.fp16.conve
 their tensors, weights and arithmetic stay fp32, with Casts on the edges), run through ONNX Runtime on the
 same preprocessed images as PyTorch in float32 and float64. The script prints, per variant, the largest
 absolute and scaled (|d| / max(|ref|, 1)) difference over logits and pred_boxes against both references:
+    pytorch autocast fp16   PyTorch's own fp16 (the floor `gsmlp validate` judges fp16 files by).
     keep:GROUP   the fp16 file with GROUP (and LayerNorm/Softmax, always) in fp32: does GROUP carry error?
     only:GROUP   everything fp32 but GROUP: how much error GROUP alone brings.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,38 +27,12 @@ import torch
 from gsmlp.data.coco import resolve_dataset
 from gsmlp.exporter.export import ExportOptions, export_onnx
 from gsmlp.exporter.fp16 import convert_to_fp16
+from gsmlp.exporter.node_groups import node_group
 from gsmlp.model.loaders import load_detector
 from gsmlp.model.wrap import set_mode
 from gsmlp.runtime.ort_session import open_session
 from gsmlp.validation.backends import OUTPUTS
 from gsmlp.validation.coco_run import coco_batches
-
-LAYER = re.compile(r"^layers\.\d+$")
-# Inside a deformable attention block: its sub-modules; any other node of the block is the sampling-location
-# arithmetic (offsets / normaliser + reference points, or the box form) and the reshapes around it.
-ATTENTION_PARTS = ("sampling_offsets", "attention_weights", "value_proj", "output_proj", "attn")
-
-
-def node_group(name: str) -> str:
-    """'/detector/model/encoder/layers.0/self_attn/sampling_offsets/MatMul' -> 'encoder.sampling_offsets'."""
-    parts = name.strip("/").split("/")[1:-1]  # the module path, without the trace root and the op name
-    if not parts or parts[0] != "model":
-        return "heads"  # class_embed, bbox_embed and the output glue
-    if len(parts) == 1:
-        return "model.glue"  # masks, flattening, level embeddings, valid ratios
-    if parts[1] in ("encoder", "decoder"):
-        stack, rest = parts[1], parts[2:]
-        if not rest or not LAYER.match(rest[0]):
-            return f"{stack}.reference_points" if not rest else f"{stack}.{rest[0].split('.')[0]}"
-        rest = rest[1:]
-        if not rest:
-            return f"{stack}.residuals"
-        deformable = "self_attn" if stack == "encoder" else "encoder_attn"
-        if rest[0] == deformable:
-            part = rest[1] if len(rest) > 1 and rest[1] in ATTENTION_PARTS else "sampling_locations"
-            return f"{stack}.{'sampling' if part == 'attn' else part}"
-        return f"{stack}.{rest[0]}"
-    return f"model.{parts[1].split('.')[0]}"
 
 
 def _variant(fp32: onnx.ModelProto, keep: Callable[[onnx.NodeProto], bool]) -> bytes:
@@ -79,10 +53,11 @@ def _differences(outputs: list[dict], reference: list[dict]) -> dict[str, float]
     return {"max_abs": worst_abs, "max_scaled": worst_scaled}
 
 
-def _pytorch(model: torch.nn.Module, batches, dtype: torch.dtype) -> list[dict]:
+def _pytorch(model: torch.nn.Module, batches, dtype: torch.dtype, autocast: bool = False) -> list[dict]:
     model = model.to(dtype)
     results = []
-    with torch.no_grad():
+    mixed = torch.autocast("cpu", dtype=torch.float16, enabled=autocast)
+    with torch.no_grad(), mixed:
         for batch in batches:
             values = torch.from_numpy(batch.pixel_values).to(dtype)
             out = model(pixel_values=values, pixel_mask=torch.from_numpy(batch.pixel_mask))
@@ -111,7 +86,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=320, help="square export size (default 320)")
     parser.add_argument("--sampling", choices=("op", "inline"), default="op")
     parser.add_argument("--only", action="store_true", help="also run only:GROUP for every group")
-    parser.add_argument("--keep", default="", help="comma list of groups kept fp32 together (one variant)")
+    parser.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        help="comma list of groups kept fp32 together: one variant, repeatable; given, the per-group "
+        "variants are skipped",
+    )
     args = parser.parse_args()
 
     loaded = load_detector(args.model, sampling="transformers")
@@ -132,13 +113,17 @@ def main() -> None:
         "fp32 file": lambda node: True,
         "fp16 file": lambda node: False,
     }
-    for group in groups:
+    for group in groups if not args.keep else ():
         variants[f"keep:{group}"] = lambda node, g=group: node_group(node.name) == g
         if args.only:
             variants[f"only:{group}"] = lambda node, g=group: node_group(node.name) != g
-    if args.keep:
-        chosen = set(args.keep.split(","))
-        variants[f"keep:{args.keep}"] = lambda node: node_group(node.name) in chosen
+    for chosen in args.keep:
+        together = frozenset(chosen.split(","))
+        variants[f"keep:{chosen}"] = lambda node, c=together: node_group(node.name) in c
+    # The floor gsmlp validate judges fp16 files by (gsmlp.validation.precision): PyTorch's own fp16.
+    autocast = _pytorch(loaded.model, batches, torch.float32, autocast=True)
+    row = {ref: _differences(autocast, references[ref]) for ref in references}
+    print(json.dumps({"variant": "pytorch autocast fp16", **row}), flush=True)
     for name, keep in variants.items():
         outputs = _run(_variant(fp32, keep), batches)
         row = {ref: _differences(outputs, references[ref]) for ref in references}

@@ -20,6 +20,7 @@ from gsmlp.exporter.export_modules import GatedMLPForExport, PlainMLPForExport
 from gsmlp.exporter.fold import fold_gated, fold_plain
 from gsmlp.exporter.fp16 import convert_to_fp16
 from gsmlp.exporter.graph import attach_functions, finish_model
+from gsmlp.exporter.node_groups import is_coordinate_node
 from gsmlp.exporter.node_names import TRACE_ROOT
 from gsmlp.exporter.retype import demote_float64
 from gsmlp.io import OutputKind, write_bytes_atomic
@@ -210,7 +211,9 @@ def export_onnx(
     metadata = {FAMILY_KEY: family, "gsmlp.mode": mode, "gsmlp.dtype": options.dtype, SAMPLING_KEY: held}
     proto = attach_functions(proto, sampling.levels)
     if options.dtype == "fp16":
-        proto = convert_to_fp16(proto)
+        # Deformable DETR's sampling positions lose most in fp16 (gsmlp.exporter.node_groups).
+        keep = is_coordinate_node if family == "deformable-detr" else None
+        proto = convert_to_fp16(proto, keep_fp32=keep)
     proto = finish_model(proto, metadata=metadata)
     write_bytes_atomic(out, proto.SerializeToString())
     return ExportSummary(str(out), family, mode, gated, plain, options.dtype, options.dynamic, nodes, held)

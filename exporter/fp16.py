@@ -6,8 +6,10 @@ outputs stay float32 (a Cast at each end) so every backend keeps one interface.
 Some nodes stay float32: they compute in fp32 on fp32 tensors, their own constants and weights unrounded,
 and a Cast sits on each edge between them and the fp16 nodes. `KEEP_FP32_OPS` are kept in every file:
 LayerNormalization and Softmax, whose reductions (variance, sum of exponentials) lose the most in fp16.
-`convert_to_fp16(model, keep_fp32=...)` keeps any other nodes too (benchmarks/fp16_error.py uses it to find
-the nodes that carry the fp16 error). The measurements behind these choices are in docs/EXPORT.md.
+`convert_to_fp16(model, keep_fp32=...)` keeps any other nodes too: the exporter keeps Deformable DETR's
+sampling-position arithmetic (gsmlp.exporter.node_groups), and benchmarks/fp16_error.py uses it to find the
+nodes that carry the fp16 error. The measurements behind these choices are in docs/EXPORT.md and
+docs/VALIDATION.md ("fp16: where the Deformable error comes from").
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import torch
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.export import SAMPLING_KEY, ExportOptions, export_onnx
 from gsmlp.exporter.graph import attach_functions, check_loadable, gated_nodes, has_function, sampling_nodes
+from gsmlp.exporter.node_groups import is_coordinate_node, node_group
 from gsmlp.model.sampling import sampling_owners
 from gsmlp.model.wrap import gated_layers, set_mode
 from gsmlp.op_identity import DOMAIN, MSDA_OP_TYPE, OP_TYPE
@@ -90,6 +91,31 @@ def test_fp16_sampling_nodes_keep_int32_shapes(tmp_path: Path) -> None:
         floats = [node.input[0], node.input[3], node.input[4], node.output[0]]
         assert [types[name] for name in floats] == [onnx.TensorProto.FLOAT16] * 4
         assert [types[name] for name in node.input[1:3]] == [onnx.TensorProto.INT32] * 2
+
+
+def test_fp16_deformable_positions_stay_float32(tmp_path: Path) -> None:
+    """The sampling-position arithmetic is the fp16 error's source (docs/VALIDATION.md): kept float32."""
+    proto = _export(gated_tiny("deformable-detr"), tmp_path / "fp16.onnx", dtype="fp16", dense=True)
+    inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    types = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    # The conversion's own Casts to the fp16 side carry a kept tensor's name: they are edges, not the region.
+    kept = [n for n in inferred.graph.node if is_coordinate_node(n) and not n.name.endswith("__fp16/cast")]
+    assert {node_group(n.name) for n in kept} >= {"encoder.reference_points", "decoder.sampling_locations"}
+    outputs = [types[o] for n in kept for o in n.output if types.get(o) in floats]
+    assert outputs and set(outputs) == {onnx.TensorProto.FLOAT}
+    ffn = [n for n in inferred.graph.node if node_group(n.name) == "encoder.mlp" and n.op_type == "MatMul"]
+    assert ffn and all(types[n.output[0]] == onnx.TensorProto.FLOAT16 for n in ffn)
+
+
+def test_node_groups_follow_module_paths() -> None:
+    assert node_group("/detector/model/encoder/layers.0/self_attn/sampling_offsets/MatMul") == (
+        "encoder.sampling_offsets"
+    )
+    assert node_group("/detector/model/decoder/layers.1/encoder_attn/Add_3") == "decoder.sampling_locations"
+    assert node_group("/detector/model/encoder/Mul_2") == "encoder.reference_points"
+    assert node_group("/detector/model/Div_1") == "model.glue"
+    assert node_group("/detector/class_embed.0/MatMul") == "heads"
 
 
 def test_a_node_without_its_function_is_refused_by_name(tmp_path: Path) -> None:
