@@ -10,6 +10,7 @@ from pathlib import Path
 from gsmlp.calibration.choices import GATE_LAYERS, METHODS
 from gsmlp.errors import GsmlpError
 from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
+from gsmlp.model.sampling_choice import DEFAULT_SAMPLING
 
 # MGS's target when neither a target sparsity nor a target recall is asked for.
 DEFAULT_TARGET_SPARSITY = 0.9
@@ -79,3 +80,4 @@ class CalibrationJob:
     sweep: str | None = None  # comma-separated sweep values; None: DEFAULT_SWEEP of the method
     force: bool = False  # replace an output that is not an earlier calibrate output
     method: CalibrationOptions = field(default_factory=CalibrationOptions)
+    torch_sampling: str = DEFAULT_SAMPLING  # Deformable DETR's sampling (gsmlp.model.sampling_choice)

@@ -56,7 +56,7 @@ def check_job(job: CalibrationJob) -> None:
 
 
 def _load(job: CalibrationJob) -> LoadedDetector:
-    return load_detector(job.model, block_size=job.method.block_size)
+    return load_detector(job.model, block_size=job.method.block_size, sampling=job.torch_sampling)
 
 
 def calibrate(job: CalibrationJob) -> str:

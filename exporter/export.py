@@ -16,12 +16,13 @@ from torch import nn
 
 from gsmlp.deploy_metadata import FAMILY_KEY
 from gsmlp.errors import GsmlpError
-from gsmlp.exporter.deformable_attention import levelwise_deformable_attention
+from gsmlp.exporter.deformable_attention import SAMPLING_CHOICES, Sampling, sampling_for_export
 from gsmlp.exporter.deploy_metadata import runtime_metadata
 from gsmlp.exporter.export_modules import GatedMLPForExport, PlainMLPForExport
 from gsmlp.exporter.fold import fold_gated, fold_plain
 from gsmlp.exporter.fp16 import convert_to_fp16
-from gsmlp.exporter.graph import finish_model
+from gsmlp.exporter.graph import attach_functions, finish_model
+from gsmlp.exporter.node_groups import is_coordinate_node
 from gsmlp.exporter.node_names import TRACE_ROOT
 from gsmlp.exporter.retype import demote_float64
 from gsmlp.io import OutputKind, write_bytes_atomic
@@ -29,12 +30,14 @@ from gsmlp.model.detector import family_of
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.processing import PreprocessConfig
 from gsmlp.model.wrap import gated_layers, gated_slots
-from gsmlp.op_identity import DOMAIN, DOMAIN_VERSION
+from gsmlp.op_identity import DOMAIN, DOMAIN_VERSION, ONNX_OPSET
 
-OPSET = 17
 INPUT_NAMES = ["pixel_values", "pixel_mask"]
 OUTPUT_NAMES = ["logits", "pred_boxes"]
 Dtype = Literal["fp32", "fp16"]
+# What computes Deformable DETR's sampling in the file: "op" (MultiScaleDeformableAttention nodes), "inline"
+# (the levelwise GridSample form), "none" (DETR). Files written before the op existed lack it: "inline".
+SAMPLING_KEY = "gsmlp.sampling"
 
 
 def is_gsmlp_onnx(path: str | os.PathLike[str]) -> bool:
@@ -58,6 +61,7 @@ class ExportOptions:
     width: int = 800
     batch: int = 1
     preprocess: PreprocessConfig | None = None  # recorded for the runtimes (None: DETR's defaults)
+    sampling: Sampling = "op"  # Deformable DETR: one node per deformable attention, or "inline"
 
 
 @dataclass
@@ -69,6 +73,8 @@ class ExportSummary:
     plain_ffns: int
     dtype: str
     dynamic: bool
+    sampling_nodes: int = 0  # MultiScaleDeformableAttention nodes
+    sampling: str = "none"  # the file's gsmlp.sampling
 
 
 def _check_exportable(model: nn.Module, family: str, options: ExportOptions) -> None:
@@ -95,6 +101,8 @@ def _check_exportable(model: nn.Module, family: str, options: ExportOptions) -> 
         )
     if options.dtype not in ("fp32", "fp16"):
         raise GsmlpError(f"unknown --dtype {options.dtype!r}: choose fp32 or fp16")
+    if options.sampling not in SAMPLING_CHOICES:
+        raise GsmlpError(f"unknown --sampling {options.sampling!r}: choose {' or '.join(SAMPLING_CHOICES)}")
 
 
 def _stand_in(layer: GatedSparseMLP, dense: bool) -> nn.Module:
@@ -166,7 +174,7 @@ def _dynamic_axes(options: ExportOptions) -> dict[str, dict[int, str]] | None:
     }
 
 
-def _trace_to_onnx(model: nn.Module, options: ExportOptions, gated: bool) -> onnx.ModelProto:
+def _trace_to_onnx(model: nn.Module, options: ExportOptions, custom_nodes: bool) -> onnx.ModelProto:
     buffer = io.BytesIO()
     # transformers' shape checks emit one TracerWarning each; the parity tests, not those warnings, are
     # what tells whether the trace generalises, so they would only bury the summary line.
@@ -179,8 +187,8 @@ def _trace_to_onnx(model: nn.Module, options: ExportOptions, gated: bool) -> onn
             input_names=INPUT_NAMES,
             output_names=OUTPUT_NAMES,
             dynamic_axes=_dynamic_axes(options),
-            opset_version=OPSET,
-            custom_opsets={DOMAIN: DOMAIN_VERSION} if gated else None,
+            opset_version=ONNX_OPSET,
+            custom_opsets={DOMAIN: DOMAIN_VERSION} if custom_nodes else None,
             do_constant_folding=True,
             dynamo=False,  # the dynamo exporter fails on transformers' data-dependent isfinite check
         )
@@ -195,13 +203,21 @@ def export_onnx(
     family = family_of(model)
     _check_exportable(model, family, options)
     _check_cpu_float32(model)
-    with _ffns_replaced(model, options.dense) as (gated, plain), levelwise_deformable_attention(model):
-        proto = _trace_to_onnx(model, options, gated=gated > 0)
+    with (
+        _ffns_replaced(model, options.dense) as (gated, plain),
+        sampling_for_export(model, options.sampling) as sampling,
+    ):
+        nodes = sampling.modules if options.sampling == "op" else 0
+        proto = _trace_to_onnx(model, options, custom_nodes=gated + nodes > 0)
     mode = "gated" if not options.dense else "dense"
-    metadata = {FAMILY_KEY: family, "gsmlp.mode": mode, "gsmlp.dtype": options.dtype}
+    held = options.sampling if sampling.modules else "none"
+    metadata = {FAMILY_KEY: family, "gsmlp.mode": mode, "gsmlp.dtype": options.dtype, SAMPLING_KEY: held}
+    proto = attach_functions(proto, sampling.levels)
     if options.dtype == "fp16":
-        proto = convert_to_fp16(proto)
+        # Deformable DETR's sampling positions lose most in fp16 (gsmlp.exporter.node_groups).
+        keep = is_coordinate_node if family == "deformable-detr" else None
+        proto = convert_to_fp16(proto, keep_fp32=keep)
     metadata.update(runtime_metadata(model, family, mode, options.dtype, options.preprocess))
-    proto = finish_model(proto, with_function=gated > 0, metadata=metadata)
+    proto = finish_model(proto, metadata=metadata)
     write_bytes_atomic(out, proto.SerializeToString())
-    return ExportSummary(str(out), family, mode, gated, plain, options.dtype, options.dynamic)
+    return ExportSummary(str(out), family, mode, gated, plain, options.dtype, options.dynamic, nodes, held)

@@ -1,29 +1,43 @@
-"""Finishing touches on a traced graph: the local function, the gsmlp opset, metadata, the checker."""
+"""Finishing touches on a traced graph: the local functions, the gsmlp opset, metadata, the checker."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import onnx
 from onnx import helper
 
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.op_function import gated_sparse_mlp_function
+from gsmlp.exporter.sampling_function import multi_scale_deformable_attention_function
 from gsmlp.op_identity import (
     BLOCK_MASK_ATTRIBUTE,
     BLOCK_MASK_OUTPUT_PREFIX,
     DOMAIN,
     DOMAIN_VERSION,
+    MSDA_OP_TYPE,
     OP_TYPE,
 )
 
 
+def op_nodes(model: onnx.ModelProto, op_type: str) -> list[onnx.NodeProto]:
+    """The main graph's nodes of one gsmlp op."""
+    return [node for node in model.graph.node if node.domain == DOMAIN and node.op_type == op_type]
+
+
 def gated_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    return [node for node in model.graph.node if node.domain == DOMAIN and node.op_type == OP_TYPE]
+    """The GatedSparseMLP nodes (never the MultiScaleDeformableAttention ones, which share the domain)."""
+    return op_nodes(model, OP_TYPE)
 
 
-def has_function(model: onnx.ModelProto) -> bool:
-    return any(f.domain == DOMAIN and f.name == OP_TYPE for f in model.functions)
+def sampling_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """The MultiScaleDeformableAttention nodes: one per deformable attention of a `--sampling op` file."""
+    return op_nodes(model, MSDA_OP_TYPE)
+
+
+def has_function(model: onnx.ModelProto, op_type: str = OP_TYPE) -> bool:
+    return any(f.domain == DOMAIN and f.name == op_type for f in model.functions)
 
 
 def _set_opset(model: onnx.ModelProto, domain: str, version: int) -> None:
@@ -56,17 +70,39 @@ def materialize_shared_initializers(model: onnx.ModelProto) -> None:
     graph.node.extend(kept)
 
 
-def finish_model(model: onnx.ModelProto, *, with_function: bool, metadata: dict[str, str]) -> onnx.ModelProto:
-    """Attach the GatedSparseMLP function where the graph uses the op, record metadata, check."""
+def _sampling_function(levels: Collection[int], nodes: int) -> onnx.FunctionProto:
+    """The one MultiScaleDeformableAttention body of a file: its structure is fixed by the level count."""
+    if len(set(levels)) != 1:
+        raise GsmlpError(
+            f"the model's {nodes} deformable attentions sample {sorted(set(levels)) or 'unknown'} feature "
+            f"levels; a file holds one {DOMAIN}::{MSDA_OP_TYPE} function, whose structure fixes the level "
+            "count, so every attention must sample the same number: export with --sampling inline"
+        )
+    return multi_scale_deformable_attention_function(next(iter(levels)))
+
+
+def attach_functions(model: onnx.ModelProto, sampling_levels: Collection[int] = ()) -> onnx.ModelProto:
+    """Attach the local function of each gsmlp op the graph uses (and the gsmlp opset), in place.
+
+    sampling_levels: the level counts of the MultiScaleDeformableAttention nodes (one value in a valid file).
+    """
     materialize_shared_initializers(model)
-    if with_function:
-        del model.functions[:]
+    del model.functions[:]
+    if gated_nodes(model):
         model.functions.append(gated_sparse_mlp_function())
+    if sampling_nodes(model):
+        model.functions.append(_sampling_function(sampling_levels, len(sampling_nodes(model))))
+    if model.functions:
         _set_opset(model, DOMAIN, DOMAIN_VERSION)
     else:
         kept = [o for o in model.opset_import if o.domain != DOMAIN]
         del model.opset_import[:]
         model.opset_import.extend(kept)
+    return model
+
+
+def finish_model(model: onnx.ModelProto, *, metadata: dict[str, str]) -> onnx.ModelProto:
+    """Record metadata and the producer, and run the full checker (after attach_functions)."""
     helper.set_model_props(model, metadata)
     model.producer_name = "gsmlp"
     check_gated_attributes(model, "the exported model")  # what is written is checked as it is read
@@ -93,13 +129,14 @@ def check_gated_attributes(model: onnx.ModelProto, where: str) -> None:
 
 
 def check_loadable(model: onnx.ModelProto, path: str) -> None:
-    """Every GatedSparseMLP node needs the function body, or no runtime without the plugin can run it; and
-    its attributes must be what the exporter writes (check_gated_attributes)."""
-    if gated_nodes(model) and not has_function(model):
-        raise GsmlpError(
-            f"{path} has {len(gated_nodes(model))} {DOMAIN}::{OP_TYPE} nodes but no {DOMAIN}::{OP_TYPE} "
-            "local function, so ONNX Runtime cannot run it; re-export it with `gsmlp export`"
-        )
+    """Every gsmlp node needs its op's function body, or no runtime without the plugin can run it."""
+    for op_type in (OP_TYPE, MSDA_OP_TYPE):
+        nodes = op_nodes(model, op_type)
+        if nodes and not has_function(model, op_type):
+            raise GsmlpError(
+                f"{path} has {len(nodes)} {DOMAIN}::{op_type} nodes but no {DOMAIN}::{op_type} local "
+                "function, so ONNX Runtime cannot run it; re-export it with `gsmlp export`"
+            )
     check_gated_attributes(model, path)
 
 

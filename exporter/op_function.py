@@ -15,11 +15,10 @@ from gsmlp.op_identity import (
     BLOCK_MASK_ATTRIBUTE,
     DOMAIN,
     INPUTS,
+    ONNX_OPSET,
     OP_TYPE,
     OUTPUTS,
 )
-
-BODY_OPSET = 17
 
 
 def _constant_from_attribute(output: str, value_kind: str, attribute: str, kind: int) -> onnx.NodeProto:
@@ -96,7 +95,7 @@ def gated_sparse_mlp_function(block_mask: bool = False) -> onnx.FunctionProto:
         inputs=list(INPUTS),
         outputs=list(OUTPUTS if block_mask else OUTPUTS[:1]),
         nodes=nodes,
-        opset_imports=[helper.make_opsetid("", BODY_OPSET)],
+        opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
         attributes=[*ATTRIBUTES, BLOCK_MASK_ATTRIBUTE] if block_mask else list(ATTRIBUTES),
         doc_string="Y = W2 (mask ? relu(W1 X + B1) : 0) + B2; block j on iff NOT(gate_logit_j <= threshold).",
     )

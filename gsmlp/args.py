@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gsmlp.errors import GsmlpError
 from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
 from gsmlp.model.resize import MAX_BATCH, MAX_EDGE
+from gsmlp.model.sampling_choice import DEFAULT_SAMPLING, SAMPLING_CHOICES
 from gsmlp.model.zoo import ACCEPTED_FORMS
 
 if TYPE_CHECKING:
@@ -35,7 +36,10 @@ MAX_BLOCK_SIZE = 8192
 MAX_SEED = 2**32 - 1  # numpy's generators take seeds up to this
 
 
-def add_model_argument(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+def add_model_argument(
+    parser: argparse.ArgumentParser, *, required: bool = True, torch_sampling: bool = True
+) -> None:
+    """--model and --block-size; --torch-sampling too where PyTorch runs the model (not export's trace)."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", required=required, metavar="MODEL", help=MODEL_HELP)
     group.add_argument(
@@ -45,6 +49,22 @@ def add_model_argument(parser: argparse.ArgumentParser, *, required: bool = True
         metavar="N",
         help=f"hidden neurons per gate block when wrapping a plain detector (default: {DEFAULT_BLOCK_SIZE}; "
         "a gated checkpoint keeps its own)",
+    )
+    if torch_sampling:
+        add_torch_sampling_argument(group)
+
+
+TORCH_SAMPLING_HELP = (
+    "what computes Deformable DETR's multi-scale sampling in PyTorch: op (the gsmlp torch op on the CPU "
+    "kernel, faster; an error if it is not built), transformers (transformers' own grid_sample module, "
+    "unmodified), auto (op where it is built, else transformers, with a warning; default). The two agree "
+    "within the bound in docs/EXPORT.md, not bit for bit"
+)
+
+
+def add_torch_sampling_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--torch-sampling", choices=SAMPLING_CHOICES, default=DEFAULT_SAMPLING, help=TORCH_SAMPLING_HELP
     )
 
 
@@ -102,7 +122,11 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedDetector:
     # Imported here: torch and transformers take seconds to import, and `gsmlp --help` needs neither.
     from gsmlp.model.loaders import load_detector
 
-    return load_detector(args.model, block_size=getattr(args, "block_size", DEFAULT_BLOCK_SIZE))
+    return load_detector(
+        args.model,
+        block_size=getattr(args, "block_size", DEFAULT_BLOCK_SIZE),
+        sampling=getattr(args, "torch_sampling", DEFAULT_SAMPLING),
+    )
 
 
 def from_args(options: type[T], args: argparse.Namespace, **given: Any) -> T:

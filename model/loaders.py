@@ -30,6 +30,8 @@ from gsmlp.model.detector import (
 )
 from gsmlp.model.official_detr import config_from_official, official_to_hf
 from gsmlp.model.processing import PreprocessConfig
+from gsmlp.model.sampling import use_sampling
+from gsmlp.model.sampling_choice import DEFAULT_SAMPLING
 from gsmlp.model.weights import load_strict, read_pickle_checkpoint, read_state_dict, report_misfit
 
 __all__ = ["LoadedDetector", "build_detector", "load_detector", "ACCEPTED_FORMS"]
@@ -39,8 +41,19 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of prefere
 OFFICIAL_SUFFIXES = (".pth", ".pt")
 
 
-def load_detector(spec: str | Path, *, block_size: int = DEFAULT_BLOCK_SIZE) -> LoadedDetector:
-    """Load a detector from any accepted form; every FFN wrapped, eval mode."""
+def load_detector(
+    spec: str | Path, *, block_size: int = DEFAULT_BLOCK_SIZE, sampling: str = DEFAULT_SAMPLING
+) -> LoadedDetector:
+    """Load a detector from any accepted form; every FFN wrapped, eval mode.
+
+    sampling: what computes Deformable DETR's multi-scale sampling in PyTorch (gsmlp.model.sampling_choice).
+    """
+    loaded = _load(spec, block_size)
+    use_sampling(loaded.model, sampling)
+    return loaded
+
+
+def _load(spec: str | Path, block_size: int) -> LoadedDetector:
     if isinstance(spec, str) and zoo.is_builtin(spec) and not Path(spec).exists():
         return load_hf_dir(zoo.builtin_dir(spec), block_size=block_size, source=spec)
     path = Path(spec)

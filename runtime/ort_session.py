@@ -37,7 +37,7 @@ HOW_TO_BUILD = (
     "(C API version >= 29; in this project's checkouts ../shared/third_party/onnxruntime/include) and "
     "reinstall gsmlp (`pip install -e .` or ./scripts/test.sh); see plugins/onnxruntime/README.md"
 )
-# Session config entries the library reads (plugins/onnxruntime/gatedSparseMLPCpuKernel.h).
+# Session config entries the library reads (plugins/onnxruntime/common/ortCpuThreads.h).
 CONFIG_CPU_WORKERS = "gsmlp.cpu_workers"
 CONFIG_CPU_THREADS = "gsmlp.cpu_threads"
 THREADING_CHOICES = ("onnxruntime", "openmp")

@@ -85,12 +85,7 @@ def find_plugin_library(explicit: str | os.PathLike[str] | None = None) -> Path:
     here = Path(__file__).resolve().parent
     candidates = [
         here.parent / "lib" / PLUGIN_LIBRARY_NAME,  # installed wheel: gsmlp/lib beside gsmlp/runtime
-        here.parent
-        / "build"
-        / "cmake"
-        / "plugins"
-        / "gatedSparseMLPPlugin"
-        / PLUGIN_LIBRARY_NAME,  # checkout
+        here.parent / "build" / "cmake" / "plugins" / "tensorrt" / PLUGIN_LIBRARY_NAME,  # checkout
     ]
     for candidate in candidates:
         if candidate.is_file():
@@ -98,7 +93,7 @@ def find_plugin_library(explicit: str | os.PathLike[str] | None = None) -> Path:
     raise GsmlpError(
         f"no GatedSparseMLP plugin library found: pass --plugin-lib PATH/{PLUGIN_LIBRARY_NAME} or set "
         f"${PLUGIN_ENV} (build it with `cmake -S . -B build/cmake -DTensorRT_ROOT=<TensorRT> && "
-        f"cmake --build build/cmake --target gsmlp_trt_plugin`; see plugins/gatedSparseMLPPlugin/README.md)"
+        f"cmake --build build/cmake --target gsmlp_trt_plugin`; see plugins/tensorrt/README.md)"
     )
 
 

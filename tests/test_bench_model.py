@@ -94,3 +94,41 @@ def test_bench_model_needs_a_gated_checkpoint(tmp_path: Path, capsys) -> None:
     argv = ["bench", "model", "--model", "detr-small", "--limit", "2", "--warmup", "0"]
     assert main([*argv, "--backends", "pytorch", "--report", str(tmp_path / "r.json")]) == 1
     assert "has no gated FFN" in capsys.readouterr().err
+
+
+def test_bench_model_deformable_times_the_baseline_without_the_sampling_op(
+    coco_subset: Path, tmp_path: Path, capsys
+) -> None:
+    from gsmlp.model.sampling import OP_SAMPLING, TRANSFORMERS_SAMPLING, _torch_op
+
+    if _torch_op()[0] is None:
+        pytest.skip(f"the gsmlp torch sampling op cannot run here: {_torch_op()[1]}")
+    checkpoint = gated_checkpoint(tmp_path, "deformable-detr")
+    report_path = tmp_path / "bench.json"
+    argv = [
+        "bench",
+        "model",
+        "--model",
+        str(checkpoint),
+        *_coco(coco_subset),
+        "--limit",
+        "2",
+        "--warmup",
+        "1",
+    ]
+    assert main([*argv, "--threads", "1", "--report", str(report_path)]) == 0
+    backends = json.loads(report_path.read_text())["backends"]
+    samplings = {
+        name: {v: e["sampling"] for v, e in entry["variants"].items()} for name, entry in backends.items()
+    }
+    assert samplings["pytorch"] == {
+        "dense": OP_SAMPLING,
+        "gated": OP_SAMPLING,
+        "dense_baseline": TRANSFORMERS_SAMPLING,
+    }
+    assert samplings["onnxruntime"] == {"dense": "op", "gated": "op", "dense_baseline": "inline"}
+    for entry in backends.values():
+        assert entry["speedup_vs_baseline"] == pytest.approx(
+            entry["baseline_ms"] / entry["gated_ms"], rel=1e-2
+        )
+    assert "(baseline)" in capsys.readouterr().out

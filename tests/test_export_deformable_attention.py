@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import onnx
+import pytest
 import torch
 from transformers.models.deformable_detr.modeling_deformable_detr import MultiScaleDeformableAttention
 
-from gsmlp.exporter.deformable_attention import LevelwiseDeformableAttention, levelwise_deformable_attention
+from gsmlp.exporter.deformable_attention import (
+    LevelwiseDeformableAttention,
+    SamplingNodeForExport,
+    sampling_for_export,
+)
 from gsmlp.exporter.export import ExportOptions, export_onnx
 from tests.test_export import SIZE, gated_tiny
 
@@ -34,15 +39,18 @@ def test_levelwise_sum_equals_transformers_stacked_sum() -> None:
     torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
 
 
-def test_swap_is_undone_and_counts_the_modules() -> None:
+@pytest.mark.parametrize("sampling", ["op", "inline"])
+def test_swap_is_undone_and_counts_the_modules(sampling: str) -> None:
     model = gated_tiny("deformable-detr")
     originals = [m for m in model.modules() if isinstance(m, MultiScaleDeformableAttention)]
-    with levelwise_deformable_attention(model) as swapped:
-        assert swapped == len(originals) > 0
+    stand_in = SamplingNodeForExport if sampling == "op" else LevelwiseDeformableAttention
+    with sampling_for_export(model, sampling) as swapped:
+        assert swapped.modules == len(originals) > 0
         assert not any(isinstance(m, MultiScaleDeformableAttention) for m in model.modules())
+        assert sum(isinstance(m, stand_in) for m in model.modules()) == len(originals)
     assert [m for m in model.modules() if isinstance(m, MultiScaleDeformableAttention)] == originals
-    with levelwise_deformable_attention(gated_tiny("detr")) as swapped:
-        assert swapped == 0
+    with sampling_for_export(gated_tiny("detr"), sampling) as swapped:
+        assert swapped.modules == 0
 
 
 def _source_op(name: str, producers: dict[str, onnx.NodeProto]) -> str | None:
@@ -55,7 +63,8 @@ def _source_op(name: str, producers: dict[str, onnx.NodeProto]) -> str | None:
 
 def test_exported_sampling_has_no_concat_of_samples(tmp_path) -> None:
     path = tmp_path / "deformable.onnx"
-    export_onnx(gated_tiny("deformable-detr"), path, ExportOptions(height=SIZE[0], width=SIZE[1]))
+    options = ExportOptions(height=SIZE[0], width=SIZE[1], sampling="inline")
+    export_onnx(gated_tiny("deformable-detr"), path, options)
     graph = onnx.load(path).graph
     producers = {output: node for node in graph.node for output in node.output}
     concats = [node for node in graph.node if node.op_type == "Concat"]

@@ -333,7 +333,7 @@ def test_abi_statuses() -> None:
 
 def test_library_facts() -> None:
     lib = L.load()
-    assert lib.gsmlp_abi_version() == L.ABI_VERSION == 2
+    assert lib.gsmlp_abi_version() == L.ABI_VERSION == 3  # 3: MultiScaleDeformableAttention
     assert kernels.cpu_isa() in ("avx512f", "avx2-fma", "portable")
     if not kernels.cuda_built():  # a CPU-only build must say so from its CUDA entry point
         status = lib.gsmlp_cuda_forward(None, None, None, 0, None)

@@ -99,3 +99,39 @@ def test_cuda_block_mask_output_is_the_gates_own_decisions() -> None:
     with torch.no_grad():
         expected = ~(layer.gate(x) <= layer.threshold)
     assert torch.equal(kernel_block_mask(layer, x), expected)
+
+
+# MultiScaleDeformableAttention: the torch op's CUDA kernel against transformers' module (run on the CPU).
+
+MSDA_CUDA_CASES = ["four levels, locations outside [0, 1]", "a 1x1 level", "batch 2 with padding",
+                   "R50 encoder levels, 32 channels", "13 channels (vector tails)"]  # fmt: skip
+
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", MSDA_CUDA_CASES)
+@pytest.mark.parametrize("tables_on", ["cuda", "cpu"])  # the kernel reads them, or the host checks them first
+def test_cuda_msda_matches_transformers(case: str, tables_on: str) -> None:
+    from tests.test_kernels_msda import BOUND, CASES, transformers_reference
+
+    value, shapes, starts, locations, weights = CASES[case]()
+    expected = transformers_reference(value, shapes, starts, locations, weights)
+    actual = kernels.multi_scale_deformable_attention(
+        value.cuda(), shapes.to(tables_on), starts.to(tables_on), locations.cuda(), weights.cuda()
+    )
+    assert actual.is_cuda and (actual.cpu() - expected).abs().max() <= BOUND
+
+
+@needs_gpu
+@pytest.mark.gpu
+def test_cuda_msda_fp16_and_no_queries() -> None:
+    from tests.test_kernels_msda import BOUND, CASES, FP16_RELATIVE, attention_case, transformers_reference
+
+    inputs = CASES["four levels, locations outside [0, 1]"]()
+    rounded = [t.half() if t.is_floating_point() else t for t in inputs]
+    expected = transformers_reference(*[t.double() if t.is_floating_point() else t for t in rounded])
+    actual = kernels.multi_scale_deformable_attention(*[t.cuda() for t in rounded]).cpu()
+    assert actual.dtype == torch.float16
+    assert ((actual.double() - expected).abs() <= FP16_RELATIVE * expected.abs() + BOUND).all()
+    empty = attention_case([(4, 4), (2, 2)], queries=0)
+    assert kernels.multi_scale_deformable_attention(*[t.cuda() for t in empty]).shape == (2, 0, 32)

@@ -1,8 +1,8 @@
-"""The TensorRT plugin without TensorRT's library or a GPU.
+"""The TensorRT plugin library without TensorRT's library or a GPU.
 
-Builds it against the TensorRT headers and runs its C++ tests (creator fields, serialization round trip,
-formats, shapes, workspace), then checks that the shared library loads and exports exactly TensorRT's two
-entry points.
+Builds it against the TensorRT headers and runs each plugin's C++ test (creator fields, serialization round
+trip, formats, shapes, workspace), then checks that the shared library loads and exports exactly TensorRT's
+two entry points.
 
 Needs $GSMLP_TENSORRT_INCLUDE: a folder holding NvInfer.h (TensorRT's include/, or the include/ folder of the
 TensorRT open-source repository). Skips, with the reason, only where the TensorRT or CUDA headers are absent:
@@ -18,11 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from gsmlp.op_identity import MSDA_OP_TYPE, PLUGIN_VERSION
 from tests.conftest import tensorrt_headers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_DIR = REPO_ROOT / "build" / "trt-plugin-tests"
-PLUGIN_DIR = BUILD_DIR / "plugins" / "gatedSparseMLPPlugin"
+PLUGIN_DIR = BUILD_DIR / "plugins" / "tensorrt"
+# One C++ test program per plugin (plugins/tensorrt/tests/).
+PLUGIN_TESTS = ("gsmlp_trt_plugin_test", "gsmlp_trt_msda_plugin_test")
 
 
 def _run(cmd: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
@@ -63,7 +66,7 @@ def plugin_build() -> Path:
             str(BUILD_DIR),
             "--target",
             "gsmlp_trt_plugin",
-            "gsmlp_trt_plugin_test",
+            *PLUGIN_TESTS,
             "-j",
             "2",
         ],
@@ -74,9 +77,12 @@ def plugin_build() -> Path:
     return PLUGIN_DIR
 
 
-def test_plugin_cpp_tests_pass(plugin_build: Path) -> None:
+@pytest.mark.parametrize("program", PLUGIN_TESTS)
+def test_plugin_cpp_tests_pass(plugin_build: Path, program: str) -> None:
+    # The second plugin's test also holds its creator to the Python identity (gsmlp.op_identity).
+    identity = [MSDA_OP_TYPE, PLUGIN_VERSION] if program == "gsmlp_trt_msda_plugin_test" else []
     result = subprocess.run(
-        [str(plugin_build / "gsmlp_trt_plugin_test")], capture_output=True, text=True, timeout=120
+        [str(plugin_build / program), *identity], capture_output=True, text=True, timeout=120
     )
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -93,7 +99,7 @@ def test_library_exports_only_the_tensorrt_entry_points(plugin_build: Path) -> N
     assert exported == {"getCreators", "setLoggerFinder"}
 
 
-def test_library_loads_without_libnvinfer_and_lists_one_creator(plugin_build: Path) -> None:
+def test_library_loads_without_libnvinfer_and_lists_a_creator_per_plugin(plugin_build: Path) -> None:
     # dlopen as TensorRT's loadLibrary does; nothing from libnvinfer may be needed (it is not installed here).
     library = ctypes.CDLL(str(plugin_build / "libgsmlp_trt_plugin.so"))
     get_creators = library.getCreators
@@ -101,9 +107,8 @@ def test_library_loads_without_libnvinfer_and_lists_one_creator(plugin_build: Pa
     get_creators.argtypes = [ctypes.POINTER(ctypes.c_int32)]  # int32_t& is a pointer at the ABI level
     count = ctypes.c_int32(-1)
     creators = get_creators(ctypes.byref(count))
-    assert count.value == 1
+    assert count.value == 2  # GatedSparseMLP, MultiScaleDeformableAttention
     assert creators
-    first = ctypes.cast(creators, ctypes.POINTER(ctypes.c_void_p))[0]
-    assert first  # the creator object itself
+    assert all(ctypes.cast(creators, ctypes.POINTER(ctypes.c_void_p))[i] for i in range(2))  # the objects
     library.setLoggerFinder.argtypes = [ctypes.c_void_p]
     library.setLoggerFinder(None)  # TensorRT may pass no finder; the library must accept it

@@ -5,6 +5,12 @@ layers); ONNX Runtime runs a dense and a gated ONNX file (the gated one through 
 --ort-op says otherwise). Per image, every variant runs once, one after the other, so load changes on a
 shared machine hit all of them alike; the first --warmup images are not counted. No figure is carried over:
 the ratios are measured in this run, with the same threads for every backend.
+
+Deformable DETR with the MultiScaleDeformableAttention op (docs/op_spec.md) adds one baseline per backend,
+the dense detector without the op, timed in the same turns: PyTorch's dense model on transformers' own
+sampling module, and ONNX Runtime's dense file with the sampling exported inline (`GridSample` per level,
+what every file held before the op). `speedup_vs_baseline` is that baseline's time over the gated one: what
+the two ops give together. Each variant's JSON entry names the sampling it ran.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class ModelBenchOptions:
     width: int | None = None
     onnx_dense: Path | None = None
     onnx_gated: Path | None = None
+    onnx_baseline: Path | None = None  # Deformable DETR: the dense file with inline sampling
     ort_op: str = "auto"
     ort_threading: str = "onnxruntime"  # "both": also time the library on its own OpenMP threads
 
@@ -58,6 +65,8 @@ def _check(options: ModelBenchOptions) -> None:
         )
     if (options.onnx_dense is None) != (options.onnx_gated is None):
         raise GsmlpError("--onnx-dense and --onnx-gated go together (or leave both out: both are exported)")
+    if options.onnx_baseline is not None and options.onnx_dense is None:
+        raise GsmlpError("--onnx-baseline goes with --onnx-dense and --onnx-gated")
 
 
 def _gated_modes(model: torch.nn.Module) -> dict[GatedSparseMLP, str]:
@@ -69,8 +78,19 @@ def _gated_modes(model: torch.nn.Module) -> dict[GatedSparseMLP, str]:
     return layers
 
 
-def _pytorch_variants(model: torch.nn.Module) -> tuple[Variants, str]:
+# Variant name -> what computed Deformable DETR's sampling in it; "" where the model has none.
+Samplings = dict[str, str]
+BASELINE = "dense_baseline"
+
+
+def _pytorch_variants(model: torch.nn.Module) -> tuple[Variants, str, Samplings]:
     from gsmlp.model import kernel_hook
+    from gsmlp.model.sampling import (
+        OP_SAMPLING,
+        TRANSFORMERS_SAMPLING,
+        sampling_in_use,
+        transformers_sampling,
+    )
     from gsmlp.validation.backends import PyTorchBackend
 
     modes = _gated_modes(model)
@@ -86,19 +106,46 @@ def _pytorch_variants(model: torch.nn.Module) -> tuple[Variants, str]:
 
         return run
 
-    return {"dense": run_in("dense"), "gated": run_in(None)}, implementation
+    sampling = sampling_in_use(model)
+    variants = {"dense": run_in("dense"), "gated": run_in(None)}
+    samplings = {"dense": sampling, "gated": sampling}
+    if sampling == OP_SAMPLING:
+        dense = run_in("dense")
+
+        def baseline(pixel_values, pixel_mask):
+            with transformers_sampling(model):
+                return dense(pixel_values, pixel_mask)
+
+        variants[BASELINE], samplings[BASELINE] = baseline, TRANSFORMERS_SAMPLING
+    return variants, implementation, samplings
 
 
-def _onnxruntime_variants(dense: Path, gated: Path, options: ModelBenchOptions) -> tuple[Variants, str]:
+def _file_sampling(path: Path) -> str:
+    """The file's gsmlp.sampling (exporter.export.SAMPLING_KEY): "op", "inline", or "" without any."""
+    import onnx
+
+    from gsmlp.exporter.export import SAMPLING_KEY
+
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    held = meta.get(SAMPLING_KEY, "none")
+    return "" if held == "none" else held
+
+
+def _onnxruntime_variants(
+    files: dict[str, Path], options: ModelBenchOptions
+) -> tuple[Variants, str, Samplings]:
     from gsmlp.validation.backends import OnnxRuntimeBackend
 
     threads = options.threads or 0  # set by run_model_bench: torch's thread count
     variants: Variants = {}
     # The variants run in turn, image by image: no spinning, or one session's idle threads take the cores
     # from the next session's run (the same for dense and gated).
-    dense_backend = OnnxRuntimeBackend(dense, threads=threads, use_cuda=False, spin=False)
+    gated = files["gated"]
+    for name, path in files.items():
+        if name != "gated":  # dense files hold no GatedSparseMLP: --ort-op has nothing to choose there
+            variants[name] = OnnxRuntimeBackend(path, threads=threads, use_cuda=False, spin=False).run
     gated_backend = OnnxRuntimeBackend(gated, threads=threads, use_cuda=False, op=options.ort_op, spin=False)
-    variants["dense"], variants["gated"] = dense_backend.run, gated_backend.run
+    variants["gated"] = gated_backend.run
     if options.ort_threading == "both" and gated_backend.implementation.startswith("gsmlp op library"):
         from gsmlp.runtime.ort_session import open_session
 
@@ -107,16 +154,23 @@ def _onnxruntime_variants(dense: Path, gated: Path, options: ModelBenchOptions) 
             spin=False, label=str(gated), external_data_folder=gated_backend.file.folder,
         ).session  # fmt: skip
         variants["gated_openmp"] = lambda v, m: session.run(None, {"pixel_values": v, "pixel_mask": m})
-    return variants, gated_backend.implementation
+    samplings = {name: _file_sampling(path) for name, path in files.items()}
+    samplings.update({name: samplings["gated"] for name in variants if name.startswith("gated")})
+    return variants, gated_backend.implementation, samplings
 
 
-def _export_both(loaded, folder: Path, height: int, width: int) -> tuple[Path, Path]:
+def _export_files(loaded, folder: Path, height: int, width: int) -> dict[str, Path]:
+    """dense, gated and, where the files hold the sampling op, the dense file with inline sampling."""
     from gsmlp.exporter.export import ExportOptions, export_onnx
 
-    dense, gated = folder / "dense.onnx", folder / "gated.onnx"
-    export_onnx(loaded.model, gated, ExportOptions(height=height, width=width))
-    export_onnx(loaded.model, dense, ExportOptions(height=height, width=width, dense=True))
-    return dense, gated
+    files = {"dense": folder / "dense.onnx", "gated": folder / "gated.onnx"}
+    export_onnx(loaded.model, files["gated"], ExportOptions(height=height, width=width))
+    summary = export_onnx(loaded.model, files["dense"], ExportOptions(height=height, width=width, dense=True))
+    if summary.sampling_nodes:
+        files[BASELINE] = folder / "dense_inline.onnx"
+        options = ExportOptions(height=height, width=width, dense=True, sampling="inline")
+        export_onnx(loaded.model, files[BASELINE], options)
+    return files
 
 
 def _time(variants: dict[str, Variants], batches, warmup: int, progress) -> dict[str, dict[str, list[float]]]:
@@ -132,14 +186,20 @@ def _time(variants: dict[str, Variants], batches, warmup: int, progress) -> dict
     return times
 
 
-def _summary(times: dict[str, list[float]], implementation: str) -> dict:
+def _summary(times: dict[str, list[float]], implementation: str, samplings: Samplings) -> dict:
     medians = {name: round(statistics.median(values), 3) for name, values in times.items()}
     entry = {"dense_ms": medians["dense"], "gated_ms": medians["gated"]}
     entry["speedup"] = round(medians["dense"] / medians["gated"], 3)
     if "gated_openmp" in medians:
         entry["gated_openmp_ms"] = medians["gated_openmp"]
         entry["speedup_openmp"] = round(medians["dense"] / medians["gated_openmp"], 3)
+    if BASELINE in medians:
+        entry["baseline_ms"] = medians[BASELINE]
+        entry["speedup_vs_baseline"] = round(medians[BASELINE] / medians["gated"], 3)
     entry["implementation"] = implementation
+    entry["variants"] = {
+        name: {"ms": ms, "sampling": samplings.get(name, "")} for name, ms in medians.items()
+    }
     return entry
 
 
@@ -180,17 +240,19 @@ def run_model_bench(options: ModelBenchOptions, progress: Callable[[], None] = l
             f"{options.data} gave {len(batches)} images; --warmup {options.warmup} leaves none to time"
         )
     with ExitStack() as stack:
-        dense, gated = options.onnx_dense, options.onnx_gated
-        if "onnxruntime" in options.backends and dense is None:
+        files = {"dense": options.onnx_dense, "gated": options.onnx_gated, BASELINE: options.onnx_baseline}
+        files = {name: path for name, path in files.items() if path is not None}
+        if "onnxruntime" in options.backends and not files:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gsmlp-bench-")))
-            dense, gated = _export_both(loaded, folder, height, width)
-        variants, implementations = {}, {}
+            files = _export_files(loaded, folder, height, width)
+        variants, implementations, samplings = {}, {}, {}
         if "pytorch" in options.backends:
-            variants["pytorch"], implementations["pytorch"] = _pytorch_variants(loaded.model)
-        if "onnxruntime" in options.backends:
-            variants["onnxruntime"], implementations["onnxruntime"] = _onnxruntime_variants(
-                dense, gated, options
+            variants["pytorch"], implementations["pytorch"], samplings["pytorch"] = _pytorch_variants(
+                loaded.model
             )
+        if "onnxruntime" in options.backends:
+            ort = _onnxruntime_variants(files, options)
+            variants["onnxruntime"], implementations["onnxruntime"], samplings["onnxruntime"] = ort
         times = _time(variants, batches, options.warmup, progress)
     return {
         "model": options.model,
@@ -201,8 +263,10 @@ def run_model_bench(options: ModelBenchOptions, progress: Callable[[], None] = l
         "size": [height, width],
         "resize": {"shortest_edge": preprocess.shortest_edge, "longest_edge": preprocess.longest_edge},
         "threads": torch.get_num_threads(),
-        "onnx": {"dense": str(options.onnx_dense), "gated": str(options.onnx_gated)}
+        "onnx": {name: str(path) for name, path in files.items()}
         if options.onnx_dense
         else "exported for this run (static size above)",
-        "backends": {name: _summary(times[name], implementations[name]) for name in variants},
+        "backends": {
+            name: _summary(times[name], implementations[name], samplings[name]) for name in variants
+        },
     }

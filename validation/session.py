@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from gsmlp.errors import GsmlpError
+from gsmlp.exporter.export import SAMPLING_KEY
+from gsmlp.model.sampling import sampling_in_use, transformers_sampling
 from gsmlp.model.wrap import reset_sparsity, set_mode
 from gsmlp.validation.backends import OnnxFile, OnnxRuntimeBackend, PyTorchBackend, read_onnx_file
 from gsmlp.validation.coco_run import coco_batches, coco_evaluator
@@ -48,6 +51,18 @@ def _reference_model(loaded, metadata: dict[str, str], path: str):
     if metadata.get("gsmlp.mode") == "dense":
         set_mode(loaded.model, "dense")  # the file holds plain FFNs: compare with the dense model
     return loaded.model
+
+
+@contextlib.contextmanager
+def _reference_sampling(model, metadata: dict[str, str]) -> Iterator[None]:
+    """PyTorch samples as the file does: a file that holds transformers' GridSample form ("inline", and every
+    file written before the op existed) is compared with transformers' own module, unmodified; a file with
+    the MultiScaleDeformableAttention op with the sampling the model was loaded with (--torch-sampling)."""
+    if metadata.get(SAMPLING_KEY, "inline") == "inline":
+        with transformers_sampling(model):
+            yield
+    else:
+        yield
 
 
 def tensorrt_backend(engine: str | Path | None, plugin_lib: str | Path | None):
@@ -140,16 +155,18 @@ def build_report(
     dtype = metadata.get("gsmlp.dtype", "fp32")
     reset_sparsity(model)
     backends = _backends(names, model, onnx_file, engine, plugin_lib, ort_op)
-    report = validate_backends(
-        backends,
-        batches,
-        family=loaded.family,
-        tolerance={name: tolerance_for(dtype, name, tolerances) for name in names},
-        evaluate=coco_evaluator(dataset, batches, loaded.family),
-        pin=PinnedReference(PyTorchBackend(model)) if _is_gated(model) else None,
-        dtype=dtype,
-        reference_images=reference_images,
-    )
+    with _reference_sampling(model, metadata):
+        pytorch_sampling = sampling_in_use(model)
+        report = validate_backends(
+            backends,
+            batches,
+            family=loaded.family,
+            tolerance={name: tolerance_for(dtype, name, tolerances) for name in names},
+            evaluate=coco_evaluator(dataset, batches, loaded.family),
+            pin=PinnedReference(PyTorchBackend(model)) if _is_gated(model) else None,
+            dtype=dtype,
+            reference_images=reference_images,
+        )
     for name, entry in report["backends"].items():
         # Only PyTorch's gated modules count skipped neurons; None says "not measured", never "dense".
         measured = _measured_sparsity(model) if name == "pytorch" and entry["status"] == "ok" else None
@@ -165,6 +182,10 @@ def build_report(
         "onnx": path,
         "dtype": dtype,
         "family": loaded.family,
+        # Deformable DETR: what the file holds (op | inline) and what computed PyTorch's sampling.
+        "sampling": {"onnx": metadata.get(SAMPLING_KEY, "inline"), "pytorch": pytorch_sampling}
+        if pytorch_sampling
+        else None,
         "skipped_images": skipped,
         # Listed in the annotations, absent from the folder: skipped too, never scored as misses.
         "missing_images": list(getattr(dataset, "missing", [])),

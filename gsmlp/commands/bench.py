@@ -1,6 +1,6 @@
 """`gsmlp bench ffn`: the gated kernel against the dense FFN, same device, dtype and threads (in torch, or in
-ONNX Runtime through the gsmlp op library); `gsmlp bench model`: the whole detector, dense and gated, per
-backend."""
+ONNX Runtime through the gsmlp op library); `gsmlp bench msda`: the MultiScaleDeformableAttention op alone
+against what runs without it; `gsmlp bench model`: the whole detector, dense and gated, per backend."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ from gsmlp.paths import OutputPlan, json_output
 
 BENCH_REPORT = json_output("a report written by gsmlp bench ffn", ("machine", "cases"))
 MODEL_BENCH_REPORT = json_output("a report written by gsmlp bench model", ("machine", "backends", "size"))
+MSDA_BENCH_REPORT = json_output("a report written by gsmlp bench msda", ("machine", "msda_cases"))
 
-HELP = "benchmark the sparse kernels against the dense FFN, and the whole model dense against gated"
+HELP = "benchmark the sparse kernels against the dense FFN, the sampling op alone, and the whole model"
 DESCRIPTION = """\
 Times the GatedSparseMLP kernel (micro-gate included) against the dense FFN
 F.linear -> relu -> F.linear on the same device, dtype and thread count, in one run, and writes
@@ -56,6 +57,26 @@ Examples:
 """
 
 
+MSDA_DESCRIPTION = """\
+Times the MultiScaleDeformableAttention op alone (Deformable DETR's multi-scale sampling, docs/op_spec.md)
+against what runs without it, each pair interleaved in one run, same threads and dtype:
+  onnxruntime  one node through the gsmlp op library vs the same node through its ONNX local-function body
+               (one GridSample per level), two CPU sessions with the same intra-op threads
+  pytorch      the torch op gsmlp::multi_scale_deformable_attention vs transformers' pure-PyTorch
+               MultiScaleDeformableAttention (grid_sample), the same torch threads
+and writes one JSON record per shape and backend (reference_ms, op_ms, speedup = reference / op, and the
+largest difference between the two outputs). Times are medians of --repeat runs.
+
+Shapes: Deformable-DETR-R50 at 800 x 800 (levels 100x100, 50x50, 25x25, 13x13; 8 heads of 32 channels,
+4 levels, 4 points): the encoder (Lq = S = 13,294 queries) and the decoder (300 queries). Sampling locations
+lie a few pixels around each query's reference point, as the model places them.
+
+Examples:
+  gsmlp bench msda --report runs/bench_msda.json
+  gsmlp bench msda --shapes encoder --backends onnxruntime --threads 2 --report runs/bench_msda_ort.json
+"""
+
+
 MODEL_DESCRIPTION = """\
 Times the whole detector, dense and gated, per backend, on the same preprocessed images (batch 1), and
 writes median ms per image and the speedup (dense / gated) per backend:
@@ -68,6 +89,11 @@ first --warmup images are not counted. All backends use the same --threads.
 
 --ort-threading both also times the op library on its own OpenMP threads instead of ONNX Runtime's
 (gated_openmp_ms): the measurement of why the library uses ONNX Runtime's threads.
+
+Deformable DETR with the MultiScaleDeformableAttention op adds a baseline per backend in the same turns:
+the dense model without the op (PyTorch on transformers' sampling module; ONNX Runtime on a dense file
+exported with --sampling inline, or --onnx-baseline FILE). baseline_ms and speedup_vs_baseline (baseline /
+gated) say what both ops give together; backends.<name>.variants.<variant>.sampling names what sampled.
 
 Examples:
   gsmlp bench model --model runs/detr-small-mgs --backends pytorch,onnxruntime --report runs/bench_model.json
@@ -85,6 +111,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     _add_ffn_arguments(ffn)
+    msda = sub.add_parser(
+        "msda", help="the MultiScaleDeformableAttention op alone vs its ONNX body and transformers' module",
+        description=MSDA_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    _add_msda_arguments(msda)
     model = sub.add_parser(
         "model", help="the whole model, dense vs gated, per backend", description=MODEL_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -120,12 +151,39 @@ def _add_model_arguments(model: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--onnx-gated", type=Path, metavar="FILE", help="the gated ONNX of the same checkpoint"
     )
+    model.add_argument(
+        "--onnx-baseline", type=Path, metavar="FILE",
+        help="Deformable DETR: the dense ONNX with inline sampling (gsmlp export --dense --sampling inline)",
+    )  # fmt: skip
     add_ort_op_argument(model)
     model.add_argument(
         "--ort-threading", choices=("onnxruntime", "both"), default="onnxruntime",
         help="both: also time the op library on OpenMP threads (gated_openmp_ms); default onnxruntime",
     )  # fmt: skip
     add_force_argument(model)
+
+
+def _add_msda_arguments(msda: argparse.ArgumentParser) -> None:
+    msda.add_argument("--report", required=True, metavar="FILE.json", help="where to write the JSON cases")
+    msda.add_argument(
+        "--shapes", default="encoder,decoder", metavar="LIST",
+        help="comma list of encoder (13,294 queries), decoder (300 queries); default both",
+    )  # fmt: skip
+    msda.add_argument(
+        "--backends", default="onnxruntime,pytorch", metavar="LIST",
+        help="comma list of onnxruntime (library vs function body), pytorch (torch op vs transformers); "
+        "default both",
+    )  # fmt: skip
+    msda.add_argument("--dtype", choices=("fp32", "fp16"), default="fp32", help="default: fp32")
+    msda.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="threads of every session and of torch (default: torch.get_num_threads())",
+    )  # fmt: skip
+    msda.add_argument(
+        "--repeat", type=int, default=10, metavar="N", help="timed runs per case (median; default 10)"
+    )
+    msda.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed runs first (default 2)")
+    add_force_argument(msda)
 
 
 def _add_ffn_arguments(ffn: argparse.ArgumentParser) -> None:
@@ -259,7 +317,52 @@ def _machine() -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    return _run_model(args) if args.bench == "model" else _run_ffn(args)
+    runners = {"model": _run_model, "msda": _run_msda, "ffn": _run_ffn}
+    return runners[args.bench](args)
+
+
+def _choices(text: str, option: str, allowed) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in values if v not in allowed]
+    if not values or unknown:
+        raise GsmlpError(f"{option} {text!r}: choose from {', '.join(allowed)} (comma-separated)")
+    return values
+
+
+def _run_msda(args: argparse.Namespace) -> int:
+    from gsmlp.validation import msda_bench
+
+    shapes = _choices(args.shapes, "--shapes", msda_bench.SHAPES)
+    backends = _choices(args.backends, "--backends", msda_bench.BACKENDS)
+    check_ranges(args, {"repeat": POSITIVE, "warmup": Range(0), "threads": THREADS})
+    plan = OutputPlan(force=args.force)
+    plan.file(args.report, "--report", MSDA_BENCH_REPORT)
+    plan.check({})
+    msda_bench.check_runnable(backends, args.dtype)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    with tqdm(total=len(shapes) * len(backends), desc="bench msda", unit="case") as bar:
+        cases = msda_bench.run_cases(
+            shapes=shapes, backends=backends, dtype=args.dtype, threads=threads, repeat=args.repeat,
+            warmup=args.warmup, progress=lambda _: bar.update(),
+        )  # fmt: skip
+    print_msda_table(cases)
+    write_json_atomic(args.report, {"machine": _machine(), "msda_cases": [c.as_dict() for c in cases]})
+    print(f"wrote {args.report}")
+    return 0
+
+
+def print_msda_table(cases: list) -> None:
+    columns = f"{'ref ms':>10}{'op ms':>9}{'speedup':>9}  {'max diff':>9}"
+    header = f"{'shape':<9}{'backend':<13}{'queries':>8}{columns}  op vs"
+    print(header)
+    print("-" * len(header))
+    for c in cases:
+        print(
+            f"{c.shape:<9}{c.backend:<13}{c.queries:>8}{c.reference_ms:>10.2f}{c.op_ms:>9.2f}{c.speedup:>8.2f}x"
+            f"  {c.max_abs_diff:>9.1e}  {c.reference}"
+        )
 
 
 def _run_model(args: argparse.Namespace) -> int:
@@ -277,6 +380,7 @@ def _run_model(args: argparse.Namespace) -> int:
         width=args.width,
         onnx_dense=args.onnx_dense,
         onnx_gated=args.onnx_gated,
+        onnx_baseline=args.onnx_baseline,
         ort_op=args.ort_op,
         ort_threading=args.ort_threading,
     )
@@ -285,7 +389,8 @@ def _run_model(args: argparse.Namespace) -> int:
     plan = OutputPlan(force=args.force)
     plan.file(args.report, "--report", MODEL_BENCH_REPORT)
     plan.check({"--model": model_input(args.model), **data_inputs(args.data, args.images),
-                "--onnx-dense": args.onnx_dense, "--onnx-gated": args.onnx_gated})  # fmt: skip
+                "--onnx-dense": args.onnx_dense, "--onnx-gated": args.onnx_gated,
+                "--onnx-baseline": args.onnx_baseline})  # fmt: skip
     with tqdm(total=args.limit, desc="bench model", unit="image") as bar:
         report = run_model_bench(options, progress=bar.update)
     report["machine"] = _machine()
@@ -304,6 +409,10 @@ def print_model_table(report: dict) -> None:
     for name, entry in report["backends"].items():
         print(f"{name:<13}{entry['dense_ms']:>10.2f}{entry['gated_ms']:>10.2f}{entry['speedup']:>8.2f}x  "
               f"{entry['implementation']}")  # fmt: skip
+        if "baseline_ms" in entry:
+            sampling = entry["variants"]["dense_baseline"]["sampling"]
+            baseline = f"{entry['baseline_ms']:>10.2f}{'':>10}{entry['speedup_vs_baseline']:>8.2f}x"
+            print(f"{'  (baseline)':<13}{baseline}  gated against the dense model sampling {sampling}")
         if "gated_openmp_ms" in entry:
             openmp = f"{entry['gated_openmp_ms']:>10.2f}{entry['speedup_openmp']:>8.2f}x"
             print(f"{'  (OpenMP)':<13}{'':>10}{openmp}  the same library on its own OpenMP threads")

@@ -25,7 +25,7 @@ Needs a CUDA GPU, TensorRT and pycuda: pip install 'gsmlp[trt]' on such a machin
 
 Examples:
   gsmlp build --onnx runs/gated.onnx --out runs/gated.engine \\
-              --plugin-lib build/cmake/plugins/gatedSparseMLPPlugin/libgsmlp_trt_plugin.so \\
+              --plugin-lib build/cmake/plugins/tensorrt/libgsmlp_trt_plugin.so \\
               --shapes 1x512x512,1x800x800,1x1333x1333 --timing-cache runs/timing.cache
   gsmlp build --onnx runs/gated.onnx --out runs/body.engine --no-plugin --shapes 1x800x800
               (the same ONNX with the function body inlined: the A/B check of the plugin)

@@ -16,8 +16,10 @@ HELP = "describe a detector: family, FFN layers and their gating, parameters, pr
 DESCRIPTION = """\
 Load a detector the way every other command does and describe it: model family, where it came from,
 one row per FFN (d_model, hidden width, width before pruning, gate block size, gate rank, threshold,
-mode), the parameter count and the preprocessing settings. Nothing is written. The last line says whether
-the gsmlp ONNX Runtime op library is built (it runs gated ONNX files sparsely), and how to build it if not.
+mode), the parameter count, the preprocessing settings and, for Deformable DETR, what computes its
+multi-scale sampling in PyTorch (--torch-sampling: the gsmlp torch op or transformers). Nothing is
+written. The last line says whether the gsmlp ONNX Runtime op library is built (it runs gated ONNX files
+sparsely), and how to build it if not.
 
 Example:
   gsmlp info --model runs/detr-small-mgs
@@ -48,6 +50,8 @@ def format_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gsmlp.model.sampling import sampling_in_use  # needs torch; see gsmlp.args
+
     check_ranges(args, {"block_size": BLOCK_SIZE})
     detector = load_model_from_args(args)
     parameters = sum(p.numel() for p in detector.model.parameters())
@@ -56,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"source:        {detector.source}")
     print(f"gated:         {'yes' if detector.gated else 'no'}")
     print(f"parameters:    {parameters:,}")
+    sampling = sampling_in_use(detector.model)
+    if sampling:
+        print(f"sampling:      {sampling} (Deformable DETR's multi-scale sampling in PyTorch)")
     print(
         f"preprocessing: shortest edge {pre.shortest_edge}, longest edge {pre.longest_edge}, "
         f"pad to a multiple of {pre.pad_multiple}, mean {list(pre.image_mean)}, std {list(pre.image_std)}"

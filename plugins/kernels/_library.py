@@ -1,4 +1,4 @@
-"""Find and load libgsmlp_kernels with ctypes, and mirror the C ABI's structs."""
+"""Find and load libgsmlp_kernels with ctypes, and mirror the C ABI's structs (every op's)."""
 
 from __future__ import annotations
 
@@ -47,8 +47,36 @@ class Tensors(ctypes.Structure):
     ]
 
 
+class MsdaProblem(ctypes.Structure):
+    """gsmlp_msda_problem (gsmlp/multi_scale_deformable_attention.h)."""
+
+    _fields_ = [
+        ("batch", ctypes.c_int64),
+        ("value_len", ctypes.c_int64),
+        ("heads", ctypes.c_int64),
+        ("head_dim", ctypes.c_int64),
+        ("levels", ctypes.c_int64),
+        ("queries", ctypes.c_int64),
+        ("points", ctypes.c_int64),
+        ("dtype", ctypes.c_int),
+    ]
+
+
+class MsdaTensors(ctypes.Structure):
+    """gsmlp_msda_tensors."""
+
+    _fields_ = [
+        ("value", ctypes.c_void_p),
+        ("spatial_shapes", ctypes.c_void_p),
+        ("level_start_index", ctypes.c_void_p),
+        ("sampling_locations", ctypes.c_void_p),
+        ("attention_weights", ctypes.c_void_p),
+        ("output", ctypes.c_void_p),
+    ]
+
+
 # The C ABI version this mirror describes; a library of another version is refused (its structs differ).
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 def candidate_paths() -> list[Path]:
@@ -67,6 +95,7 @@ def candidate_paths() -> list[Path]:
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     problem_p, tensors_p = ctypes.POINTER(Problem), ctypes.POINTER(Tensors)
+    msda_p, msda_t = ctypes.POINTER(MsdaProblem), ctypes.POINTER(MsdaTensors)
     signatures = {
         "gsmlp_abi_version": (ctypes.c_int, []),
         "gsmlp_status_string": (ctypes.c_char_p, [ctypes.c_int]),
@@ -107,6 +136,9 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
             ctypes.c_int,
             [problem_p, tensors_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p],
         ),
+        "gsmlp_msda_cpu_forward": (ctypes.c_int, [msda_p, msda_t, ctypes.c_int, ctypes.c_void_p]),
+        "gsmlp_msda_cuda_forward": (ctypes.c_int, [msda_p, msda_t, ctypes.c_void_p]),
+        "gsmlp_msda_cuda_forward_host_levels": (ctypes.c_int, [msda_p, msda_t, ctypes.c_void_p]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -122,7 +154,9 @@ def load() -> ctypes.CDLL | None:
     for path in candidate_paths():
         if path.is_file():
             try:
-                lib = _declare(ctypes.CDLL(str(require_library(path, "the kernel library"))))
+                lib = ctypes.CDLL(str(require_library(path, "the kernel library")))
+                # The version first: an older library lacks the newer entry points that _declare looks up.
+                lib.gsmlp_abi_version.restype = ctypes.c_int
             except (OSError, AttributeError) as exc:
                 raise GsmlpError(f"the kernel library {path} cannot be loaded: {exc}") from None
             if lib.gsmlp_abi_version() != ABI_VERSION:
@@ -130,7 +164,7 @@ def load() -> ctypes.CDLL | None:
                     f"{path} has C ABI version {lib.gsmlp_abi_version()}, but this gsmlp expects "
                     f"{ABI_VERSION}: reinstall gsmlp so that the library is rebuilt"
                 )
-            return lib
+            return _declare(lib)
     return None
 
 

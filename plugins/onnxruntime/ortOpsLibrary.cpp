@@ -1,12 +1,14 @@
 /* The library's one entry point: ONNX Runtime calls RegisterCustomOps when a session options object loads
  * the library (Python: SessionOptions.register_custom_ops_library(path)). */
-#include "gatedSparseMLPOrtOp.h"
-#include "gatedSparseMLPShapeInference.h"
-#include "gsmlp/gated_sparse_mlp.h"
+#include "common/ortShapeInference.h"
+#include "common/ortUtils.h"
+#include "gatedSparseMLP/gatedSparseMLPOrtOp.h"
+#include "multiScaleDeformableAttention/multiScaleDeformableAttentionOrtOp.h"
+#include "gsmlp/common.h"
 #include "onnxruntime_c_api.h"
-#include "ortUtils.h"
 
 #include <exception>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,10 +45,16 @@ OrtStatus* registerOps(OrtApi const* api, OrtSessionOptions* options)
     OrtCustomOpDomain* raw = nullptr;
     GSMLP_ORT_RETURN_IF_ERROR(api->CreateCustomOpDomain(kDOMAIN, &raw));
     std::unique_ptr<OrtCustomOpDomain, DomainRelease> domain(raw, DomainRelease{api});
-    GSMLP_ORT_RETURN_IF_ERROR(api->CustomOpDomain_Add(domain.get(), cpuOp()));
+    for (OrtCustomOp const* op : {gated_sparse_mlp::cpuOp(), msda::cpuOp()})
+    {
+        GSMLP_ORT_RETURN_IF_ERROR(api->CustomOpDomain_Add(domain.get(), op));
+    }
     if (gsmlp_cuda_built())
     {
-        GSMLP_ORT_RETURN_IF_ERROR(api->CustomOpDomain_Add(domain.get(), cudaOp()));
+        for (OrtCustomOp const* op : {gated_sparse_mlp::cudaOp(), msda::cudaOp()})
+        {
+            GSMLP_ORT_RETURN_IF_ERROR(api->CustomOpDomain_Add(domain.get(), op));
+        }
     }
     GSMLP_ORT_RETURN_IF_ERROR(api->AddCustomOpDomain(options, domain.get()));
     std::lock_guard<std::mutex> lock(gDomainsMutex);

@@ -1,6 +1,8 @@
-// gsmlp_cuda_selfcheck: the CUDA kernels through the C ABI, with no torch, the way the TensorRT plugin's
+// gsmlp_cuda_selfcheck: the CUDA kernels through the C ABI, with no torch, the way the TensorRT plugins'
 // enqueue calls them (device pointers, a workspace of exactly gsmlp_cuda_workspace_size() bytes, a stream
-// of its own, active_blocks == NULL), checked against a double-precision reference of docs/op_spec.md.
+// of its own, active_blocks == NULL), checked against a double-precision reference of docs/op_spec.md:
+// GatedSparseMLP, then MultiScaleDeformableAttention (device level tables as TensorRT passes them, host ones
+// as ONNX Runtime does, and a table inconsistent with value that must read nothing outside it).
 //
 // Every buffer is its own cudaMalloc of its exact size, so compute-sanitizer's memcheck sees an access one
 // element past any of them; scripts/gpu_check.sh runs this program natively and under memcheck and racecheck.
@@ -17,9 +19,11 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gsmlp/gated_sparse_mlp.h"
+#include "gsmlp/multi_scale_deformable_attention.h"
 
 namespace {
 
@@ -271,14 +275,175 @@ bool run_case(const Case& c, bool on_device, cudaStream_t stream) {
   return ok;
 }
 
+
+// ---------------------------------------------------------------- MultiScaleDeformableAttention
+
+struct MsdaCase {
+  const char* name;
+  int64_t batch, queries, heads, head_dim, points;
+  std::vector<std::pair<int32_t, int32_t>> levels;  // (H, W)
+  double low, high;  // sampling locations uniform in [low, high]; low == high: pixel borders and centres
+  gsmlp_dtype dtype;
+  bool host_levels;   // gsmlp_msda_cuda_forward_host_levels (ONNX Runtime's CPU-side tables)
+  int64_t start_shift;  // > 0: level_start_index of the last level pushed past value (device tables only)
+};
+
+// Levels with a 1x1 one; D 40 and 13 cross the 32-channel warps; the R50 encoder's widths at few queries.
+const MsdaCase kMsdaCases[] = {
+    {"msda fp32, outside [0,1]", 2, 37, 3, 40, 3, {{12, 10}, {6, 5}, {3, 3}, {1, 1}}, -0.3, 1.3, GSMLP_FP32, false, 0},
+    {"msda fp32, host levels", 2, 37, 3, 40, 3, {{12, 10}, {6, 5}, {3, 3}, {1, 1}}, -0.3, 1.3, GSMLP_FP32, true, 0},
+    {"msda fp16, outside [0,1]", 2, 37, 3, 13, 3, {{12, 10}, {6, 5}, {1, 1}}, -0.3, 1.3, GSMLP_FP16, false, 0},
+    {"msda fp32, pixel borders", 1, 64, 2, 32, 4, {{4, 8}, {2, 4}, {1, 1}}, 0.0, 0.0, GSMLP_FP32, false, 0},
+    {"msda fp32, R50 widths", 1, 50, 8, 32, 4, {{100, 100}, {50, 50}, {25, 25}, {13, 13}}, 0.0, 1.0, GSMLP_FP32,
+     false, 0},
+    {"msda fp32, no queries", 2, 0, 3, 8, 2, {{4, 4}, {2, 2}}, 0.0, 1.0, GSMLP_FP32, false, 0},
+    {"msda fp32, bad device table", 1, 20, 2, 8, 2, {{4, 4}, {2, 2}}, -0.1, 1.1, GSMLP_FP32, false, 3},
+};
+
+bool upload_ints(Buffer& buffer, const std::vector<int32_t>& values, bool on_device) {
+  const size_t bytes = values.size() * sizeof(int32_t);
+  if (!on_device) {
+    buffer.host.assign(reinterpret_cast<const unsigned char*>(values.data()),
+                       reinterpret_cast<const unsigned char*>(values.data()) + bytes);
+    return true;
+  }
+  return allocate(buffer, bytes, true) &&
+         cuda_ok(cudaMemcpy(buffer.device, values.data(), bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+}
+
+// docs/op_spec.md in double precision; a row outside value (the bad-table case) contributes 0, as the kernel
+// promises for tables it cannot check.
+std::vector<double> msda_reference(const MsdaCase& c, int64_t s, const std::vector<double>& value,
+                                   const std::vector<int32_t>& starts, const std::vector<double>& loc,
+                                   const std::vector<double>& weights) {
+  const int64_t L = static_cast<int64_t>(c.levels.size()), M = c.heads, D = c.head_dim, P = c.points;
+  std::vector<double> out(static_cast<size_t>(c.batch * c.queries * M * D), 0.0);
+  for (int64_t n = 0; n < c.batch; ++n)
+    for (int64_t q = 0; q < c.queries; ++q)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t l = 0; l < L; ++l)
+          for (int64_t p = 0; p < P; ++p) {
+            const int64_t sample = (((n * c.queries + q) * M + m) * L + l) * P + p;
+            const int64_t h = c.levels[l].first, w = c.levels[l].second;
+            const double x = loc[2 * sample] * w - 0.5, y = loc[2 * sample + 1] * h - 0.5;
+            const double x0 = std::floor(x), y0 = std::floor(y);
+            for (int dy = 0; dy < 2; ++dy)
+              for (int dx = 0; dx < 2; ++dx) {
+                const int64_t yy = static_cast<int64_t>(y0) + dy, xx = static_cast<int64_t>(x0) + dx;
+                if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+                const int64_t row = starts[l] + yy * w + xx;
+                if (row < 0 || row >= s) continue;
+                const double corner = (dy ? y - y0 : 1 - (y - y0)) * (dx ? x - x0 : 1 - (x - x0));
+                for (int64_t ch = 0; ch < D; ++ch)
+                  out[((n * c.queries + q) * M + m) * D + ch] +=
+                      weights[sample] * corner * value[((n * s + row) * M + m) * D + ch];
+              }
+          }
+  return out;
+}
+
+bool run_msda_case(const MsdaCase& c, bool on_device, cudaStream_t stream) {
+  if (!on_device && (c.host_levels || c.start_shift > 0)) return true;  // CUDA entry points only
+  std::mt19937 rng(99 + static_cast<unsigned>(c.queries * 3 + c.head_dim));
+  const int64_t L = static_cast<int64_t>(c.levels.size()), M = c.heads, D = c.head_dim, P = c.points;
+  std::vector<int32_t> shapes, starts;
+  int64_t s = 0;
+  for (const auto& [h, w] : c.levels) {
+    shapes.push_back(h);
+    shapes.push_back(w);
+    starts.push_back(static_cast<int32_t>(s));
+    s += static_cast<int64_t>(h) * w;
+  }
+  starts.back() += static_cast<int32_t>(c.start_shift);
+  const size_t samples = static_cast<size_t>(c.batch * c.queries * M * L * P);
+  std::vector<double> value = uniform(rng, static_cast<size_t>(c.batch * s * M * D), 1.0, c.dtype);
+  std::vector<double> loc(2 * samples), weights(samples);
+  for (size_t i = 0; i < samples; ++i) {
+    const int64_t level = static_cast<int64_t>(i / P) % L;
+    for (int axis = 0; axis < 2; ++axis) {
+      double v;
+      if (c.low == c.high) {  // x * W - 0.5 an integer or a half, also just outside: exact in fp32 and fp16
+        const int64_t size = axis == 0 ? c.levels[level].second : c.levels[level].first;
+        v = static_cast<double>(std::uniform_int_distribution<int64_t>(-2, 2 * size + 2)(rng)) / (2.0 * size);
+      } else {
+        v = std::uniform_real_distribution<double>(c.low, c.high)(rng);
+      }
+      loc[2 * i + axis] = stored(v, c.dtype);
+    }
+    weights[i] = stored(std::uniform_real_distribution<double>(0.0, 2.0 / (L * P))(rng), c.dtype);
+  }
+  const std::vector<double> ref = msda_reference(c, s, value, starts, loc, weights);
+
+  Buffer dvalue, dshapes, dstarts, dloc, dweights, dout;
+  const bool tables_on_device = on_device && !c.host_levels;
+  if (!upload(dvalue, value, c.dtype, on_device) || !upload(dloc, loc, c.dtype, on_device) ||
+      !upload(dweights, weights, c.dtype, on_device) || !upload_ints(dshapes, shapes, tables_on_device) ||
+      !upload_ints(dstarts, starts, tables_on_device))
+    return false;
+  const size_t element = c.dtype == GSMLP_FP16 ? 2 : 4, out_bytes = ref.size() * element;
+  if (!ref.empty() && !allocate(dout, out_bytes, on_device)) return false;
+  const gsmlp_msda_problem problem{c.batch, s, M, D, L, c.queries, P, c.dtype};
+  const gsmlp_msda_tensors tensors{dvalue.ptr(), static_cast<const int32_t*>(dshapes.ptr()),
+                                   static_cast<const int32_t*>(dstarts.ptr()), dloc.ptr(), dweights.ptr(),
+                                   dout.ptr()};
+  int status;
+  if (on_device) {
+    if (!ref.empty() && !cuda_ok(cudaMemsetAsync(dout.device, 0xff, out_bytes, stream), "memset out")) return false;
+    status = c.host_levels ? gsmlp_msda_cuda_forward_host_levels(&problem, &tensors, stream)
+                           : gsmlp_msda_cuda_forward(&problem, &tensors, stream);
+  } else {
+    std::memset(dout.host.data(), 0xff, out_bytes);
+    status = gsmlp_msda_cpu_forward(&problem, &tensors, kCpuThreads, nullptr);
+  }
+  if (status != GSMLP_OK) {
+    std::printf("FAIL %s: %s: %s\n", c.name, gsmlp_status_string(status), gsmlp_last_error());
+    ++g_failures;
+    return false;
+  }
+  if (on_device && !cuda_ok(cudaStreamSynchronize(stream), "msda kernel")) return false;
+  std::vector<unsigned char> out_host(out_bytes);
+  if (on_device && !ref.empty()) {
+    if (!cuda_ok(cudaMemcpy(out_host.data(), dout.device, out_bytes, cudaMemcpyDeviceToHost), "copy out")) return false;
+  } else if (!ref.empty()) {
+    out_host = dout.host;
+  }
+  // fp32: the contract's 1e-5. fp16: the output's one rounding (2^-11 relative) on top.
+  const double atol = 1e-5, rtol = c.dtype == GSMLP_FP16 ? std::ldexp(1.0, -11) : 0.0;
+  double worst = 0.0;
+  int64_t bad = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    double y;
+    if (c.dtype == GSMLP_FP16) {
+      __half v;
+      std::memcpy(&v, out_host.data() + i * 2, 2);
+      y = __half2float(v);
+    } else {
+      float v;
+      std::memcpy(&v, out_host.data() + i * 4, 4);
+      y = v;
+    }
+    const double err = std::fabs(y - ref[i]);
+    worst = std::max(worst, std::isnan(err) ? INFINITY : err);
+    if (!(err <= atol + rtol * std::fabs(ref[i]))) ++bad;
+  }
+  std::printf("%s %s %-30s N %lld Lq %3lld M %lld D %2lld L %lld P %lld: max |out - ref| %.2e (tolerance %.0e + %.1e "
+              "|ref|), %lld outside\n",
+              bad == 0 ? "ok  " : "FAIL", on_device ? "cuda" : "cpu ", c.name, static_cast<long long>(c.batch),
+              static_cast<long long>(c.queries), static_cast<long long>(M), static_cast<long long>(D),
+              static_cast<long long>(L), static_cast<long long>(P), worst, atol, rtol, static_cast<long long>(bad));
+  if (bad != 0) ++g_failures;
+  return bad == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const bool cpu = argc == 2 && std::strcmp(argv[1], "--cpu") == 0;
   if (argc > 2 || (argc == 2 && !cpu)) {
     std::printf("usage: %s [--cpu]\n"
-                "Runs fixed small cases through gsmlp_cuda_forward (or, with --cpu, gsmlp_cpu_forward, which\n"
-                "checks this program's reference on a machine without a GPU).\n"
+                "Runs fixed small cases through gsmlp_cuda_forward and gsmlp_msda_cuda_forward[_host_levels]\n"
+                "(or, with --cpu, gsmlp_cpu_forward and gsmlp_msda_cpu_forward, which checks this program's\n"
+                "references on a machine without a GPU).\n"
                 "Exit status: 0 pass, 1 fail, 2 usage, 3 no CUDA device.\n",
                 argv[0]);
     return argc == 2 && std::strcmp(argv[1], "--help") == 0 ? 0 : 2;
@@ -298,6 +463,7 @@ int main(int argc, char** argv) {
     if (!cuda_ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate")) return 1;
   }
   for (const Case& c : kCases) run_case(c, !cpu, stream);
+  for (const MsdaCase& c : kMsdaCases) run_msda_case(c, !cpu, stream);
   if (stream) cudaStreamDestroy(stream);
   std::printf("%s: %d failure(s)\n", g_failures == 0 ? "PASS" : "FAIL", g_failures);
   return g_failures == 0 ? 0 : 1;

@@ -12,26 +12,11 @@
 #ifndef GSMLP_GATED_SPARSE_MLP_H
 #define GSMLP_GATED_SPARSE_MLP_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "gsmlp/common.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* 2: gsmlp_tensors gained `block_mask` (appended); gsmlp_cpu_run_packed and gsmlp_parallel were added. */
-#define GSMLP_ABI_VERSION 2
-
-typedef enum gsmlp_dtype { GSMLP_FP32 = 0, GSMLP_FP16 = 1 } gsmlp_dtype;
-
-typedef enum gsmlp_status {
-  GSMLP_OK = 0,
-  GSMLP_INVALID_ARGUMENT = 1,
-  GSMLP_WORKSPACE_TOO_SMALL = 2,
-  GSMLP_NOT_SUPPORTED = 3,
-  GSMLP_CUDA_ERROR = 4,
-  GSMLP_NOT_BUILT = 5
-} gsmlp_status;
 
 typedef struct gsmlp_problem {
   int64_t tokens;      /* rows of X; 0 is valid and does nothing */
@@ -59,9 +44,6 @@ typedef struct gsmlp_tensors {
                               else 0 (the op's optional output BlockMask); all 1 without a gate */
 } gsmlp_tensors;
 
-int gsmlp_abi_version(void);
-const char* gsmlp_status_string(int status);
-
 /* CPU: scratch is caller-provided so that callers control allocation. num_threads <= 0: all cores.
  * The CPU workspace size does not depend on tokens; it includes a gate's share when problem->rank > 0. */
 size_t gsmlp_cpu_workspace_size(const gsmlp_problem* problem, int num_threads);
@@ -70,19 +52,9 @@ int gsmlp_cpu_forward(const gsmlp_problem* problem, const gsmlp_tensors* tensors
 
 /* CUDA: all pointers are device pointers; `stream` is a cudaStream_t. The TensorRT plugin declares
  * gsmlp_cuda_workspace_size() as its workspace. Returns GSMLP_NOT_BUILT where CUDA was not compiled in. */
-int gsmlp_cuda_available(void);
 size_t gsmlp_cuda_workspace_size(const gsmlp_problem* problem);
 int gsmlp_cuda_forward(const gsmlp_problem* problem, const gsmlp_tensors* tensors, void* workspace,
                        size_t workspace_bytes, void* stream);
-
-/* Additions after ABI version 1 (compatible: no existing declaration changed). */
-
-/* 1 where the CUDA kernels were compiled into this library (a GPU may still be absent at run time). */
-int gsmlp_cuda_built(void);
-/* The message of the last non-OK status returned on the calling thread ("" if none). */
-const char* gsmlp_last_error(void);
-/* The CPU code path chosen at run time: "avx512f", "avx2-fma" or "portable". */
-const char* gsmlp_cpu_isa(void);
 
 /* CPU weight pre-packing. gsmlp_cpu_forward packs (transposes into panels) the weights into the workspace
  * on every call. A caller whose weights are constant may instead call gsmlp_cpu_pack_weights once and then
@@ -101,17 +73,9 @@ int gsmlp_cpu_forward_prepacked(const gsmlp_problem* problem, const gsmlp_tensor
  * gsmlp_cpu_scratch_size(problem, workers) bytes (so a runtime that calls one kernel from several threads
  * at once, as ONNX Runtime may, needs no lock around the packed weights).
  *
- * `parallel` (optional) runs the kernel's work on the caller's threads instead of OpenMP's: run(context,
- * workers, fn, arg) must call fn(arg, w) once for every w in [0, workers), on as many threads as it has
- * (serially is correct too), and return when all calls have returned. Each w uses its own slice of the
- * scratch and takes token chunks from a shared counter, so a slow or missing thread never stalls the rest.
- * NULL: OpenMP, as gsmlp_cpu_forward_prepacked (which joins torch's runtime in a torch process). */
-typedef void (*gsmlp_worker_fn)(void* arg, int worker);
-typedef struct gsmlp_parallel {
-  void (*run)(void* context, int workers, gsmlp_worker_fn fn, void* arg);
-  void* context;
-} gsmlp_parallel;
-
+ * `parallel` (optional, gsmlp/common.h) runs the kernel's work on the caller's threads instead of OpenMP's;
+ * each worker uses its own slice of the scratch and takes token chunks from a shared counter.
+ * NULL: OpenMP, as gsmlp_cpu_forward_prepacked. */
 size_t gsmlp_cpu_packed_size(const gsmlp_problem* problem);
 size_t gsmlp_cpu_scratch_size(const gsmlp_problem* problem, int workers);
 int gsmlp_cpu_run_packed(const gsmlp_problem* problem, const gsmlp_tensors* tensors, const void* packed,

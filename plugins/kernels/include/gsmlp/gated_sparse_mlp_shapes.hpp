@@ -5,6 +5,8 @@
 #ifndef GSMLP_GATED_SPARSE_MLP_SHAPES_HPP
 #define GSMLP_GATED_SPARSE_MLP_SHAPES_HPP
 
+#include "gsmlp/shapes.hpp"
+
 #include <cstdint>
 #include <string>
 
@@ -25,37 +27,14 @@ enum Input : int32_t
     kNB_INPUTS = 8
 };
 
-//! One input's dimensions, as the runtime describes them (not owned).
-struct Shape
-{
-    int32_t rank;
-    int64_t const* dims;
-};
-
 inline char const* inputName(int32_t index) noexcept
 {
     static char const* const kNAMES[kNB_INPUTS] = {"X", "W1", "B1", "W2", "B2", "GateDown", "GateUp", "GateBias"};
     return index >= 0 && index < kNB_INPUTS ? kNAMES[index] : "(no such input)";
 }
 
-//! "[2,100,256]", for messages.
-inline std::string toString(Shape const& shape)
-{
-    std::string text = "[";
-    for (int32_t i = 0; i < shape.rank; ++i)
-    {
-        text += (i == 0 ? "" : ",") + std::to_string(shape.dims[i]);
-    }
-    return text + "]";
-}
-
 namespace detail
 {
-
-inline bool known(int64_t value)
-{
-    return value >= 0;
-}
 
 inline std::string checkRanks(Shape const* in)
 {
