@@ -126,6 +126,24 @@ def test_ratios_divide_by_the_floor_raised_to_the_ulp_unit() -> None:
     assert judge(PrecisionErrors(), "fp32", tolerance)["pass"] is False  # nothing measured is no pass
 
 
+def test_the_quantile_is_judged_only_where_enough_elements_lie_beyond_it() -> None:
+    """300 values: the 0.999 quantile is their largest, judged by max_factor alone; 20,000: by both."""
+    tolerance = DEFAULT_TOLERANCES["fp32"]
+    unit = ULP["fp32"]
+
+    def judged(elements: int) -> dict:
+        errors = PrecisionErrors()
+        reference = {"pred_boxes": np.full((1, elements), 0.5)}
+        backend = np.full((1, elements), 0.5 + 5 * unit)  # 5 units off everywhere, PyTorch 1 unit
+        errors.add(reference, {"pred_boxes": backend}, {"pred_boxes": np.full((1, elements), 0.5 + unit)}, 1)
+        return judge(errors, "fp32", tolerance)["outputs"]["pred_boxes"]
+
+    few, many = judged(300), judged(20_000)
+    assert few["ratio_quantile"] == pytest.approx(5, rel=1e-3) and few["quantile_judged"] is False
+    assert few["pass"] is True  # 5 <= max_factor 8
+    assert many["quantile_judged"] is True and many["pass"] is False  # 5 > quantile_factor 4
+
+
 def test_the_reference_covers_every_image_of_a_small_set_and_a_spread_of_a_large_one() -> None:
     assert covered_batches([1] * 400, 500) == set(range(400))
     assert covered_batches([1] * 400, None) == set(range(400))

@@ -12,7 +12,9 @@ float64 (with the backend's own gate decisions pinned, where it reports them) an
 
 and a backend passes when a high quantile and the maximum of its error are each within a factor of the
 floor's (Tolerance.quantile_factor, max_factor), both raised to `floor_ulps` units in the last place of the
-dtype so that exact zeros do not divide. docs/VALIDATION.md gives the measurements behind the defaults.
+dtype so that exact zeros do not divide. The quantile is judged only where enough elements lie beyond it
+(QUANTILE_TAIL); on fewer it is the maximum, which its own factor judges. docs/VALIDATION.md gives the
+measurements behind the defaults.
 """
 
 from __future__ import annotations
@@ -90,6 +92,18 @@ def _statistic(values: np.ndarray, quantile: float) -> tuple[float, float]:
     return float(np.quantile(values, quantile, method="higher")), float(values.max())
 
 
+# The quantile is judged only over a sample with at least this many elements beyond it. Over fewer, the 0.999
+# quantile of a few hundred values is their largest or next to it: one element, which max_factor already
+# judges, and whose ratio swings widely (docs/VALIDATION.md, "Few images": a correct file's largest-element
+# ratio reached 5.6 over 3 images, 1.9 over 10).
+QUANTILE_TAIL = 10
+
+
+def quantile_judged(elements: int, quantile: float) -> bool:
+    """Whether `elements` values hold enough beyond `quantile` for it to be judged (QUANTILE_TAIL)."""
+    return elements * (1.0 - quantile) >= QUANTILE_TAIL
+
+
 def judge(errors: PrecisionErrors, dtype: str, tolerance: Tolerance) -> dict:
     """The report's `precision` entry: per output the backend's error, PyTorch's floor, their ratios, and
     whether both ratios are within the tolerance's factors."""
@@ -100,15 +114,20 @@ def judge(errors: PrecisionErrors, dtype: str, tolerance: Tolerance) -> dict:
         floor_q, floor_max = _statistic(entry.floor.values(), tolerance.quantile)
         ratio_q = max(error_q, unit) / max(floor_q, unit)
         ratio_max = max(error_max, unit) / max(floor_max, unit)
+        elements = int(entry.backend.values().size)
+        judged = quantile_judged(elements, tolerance.quantile)
         outputs[name] = {
-            "elements": int(entry.backend.values().size),
+            "elements": elements,
             "error_quantile": error_q,
             "error_max": error_max,
             "floor_quantile": floor_q,
             "floor_max": floor_max,
             "ratio_quantile": ratio_q,
             "ratio_max": ratio_max,
-            "pass": bool(ratio_q <= tolerance.quantile_factor and ratio_max <= tolerance.max_factor),
+            "quantile_judged": judged,
+            "pass": bool(
+                (not judged or ratio_q <= tolerance.quantile_factor) and ratio_max <= tolerance.max_factor
+            ),
         }
     return {
         "reference": REFERENCE_NAME,

@@ -85,10 +85,12 @@ def _precision_table(precision: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for output, entry in precision["outputs"].items():
-        cells = [entry[key] for key in ("error_quantile", "floor_quantile", "ratio_quantile")]
-        cells += [entry[key] for key in ("error_max", "floor_max", "ratio_max")]
+        cells = [_fmt(entry[key]) for key in ("error_quantile", "floor_quantile", "ratio_quantile")]
+        if not entry.get("quantile_judged", True):
+            cells[2] += f" (not judged: {entry['elements']} elements)"
+        cells += [_fmt(entry[key]) for key in ("error_max", "floor_max", "ratio_max")]
         verdict = "pass" if entry["pass"] else "**FAIL**"
-        lines.append(f"| {output} | " + " | ".join(_fmt(cell) for cell in cells) + f" | {verdict} |")
+        lines.append(f"| {output} | " + " | ".join(cells) + f" | {verdict} |")
     if not precision["outputs"]:
         lines.append("| - | no image was run against the fp64 reference | | | | | | **FAIL** |")
     return lines
