@@ -30,7 +30,7 @@ from torch import nn
 
 from gsmlp.validation.gate_decisions import gated_modules, meters_paused, pinned
 from gsmlp.validation.parity import SCALED_FLOOR
-from gsmlp.validation.tolerances import Tolerance
+from gsmlp.validation.tolerances import QUANTILE_TAIL, Tolerance
 
 Outputs = dict[str, np.ndarray]
 # The spacing of the dtype's numbers just above 1: the scaled errors' unit for floor_ulps.
@@ -90,13 +90,6 @@ def _statistic(values: np.ndarray, quantile: float) -> tuple[float, float]:
     if values.size == 0:
         return 0.0, 0.0
     return float(np.quantile(values, quantile, method="higher")), float(values.max())
-
-
-# The quantile is judged only over a sample with at least this many elements beyond it. Over fewer, the 0.999
-# quantile of a few hundred values is their largest or next to it: one element, which max_factor already
-# judges, and whose ratio swings widely (docs/VALIDATION.md, "Few images": a correct file's largest-element
-# ratio reached 5.6 over 3 images, 1.9 over 10).
-QUANTILE_TAIL = 10
 
 
 def quantile_judged(elements: int, quantile: float) -> bool:
