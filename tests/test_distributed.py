@@ -1,0 +1,176 @@
+"""Scale-out under torchrun: 2 gloo processes on the CPU give the results of one process, and a failure on
+one rank stops every rank. The runs are real torchrun launches (`python -m torch.distributed.run`) of the
+real CLI on tiny models, each under a timeout so that a hang fails the test instead of stalling CI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gsmlp.data.shapes import SplitSpec, write_split
+from gsmlp.distributed import Group, shard_bounds
+from gsmlp.model.zoo import ZOO_DIR
+
+LAUNCH_TIMEOUT_S = 240
+
+
+def test_shards_cover_every_item_once_without_padding() -> None:
+    for count in (0, 1, 5, 40, 41):
+        for world_size in (1, 2, 3, 8):
+            bounds = [shard_bounds(count, rank, world_size) for rank in range(world_size)]
+            covered = [i for start, end in bounds for i in range(start, end)]
+            assert covered == list(range(count))  # contiguous, in order, each once
+            sizes = [end - start for start, end in bounds]
+            assert max(sizes) - min(sizes) <= 1
+
+
+def test_one_process_group_is_the_identity() -> None:
+    group = Group()
+    assert not group.distributed and group.is_main
+    assert group.shard([1, 2, 3]) == [1, 2, 3] and group.gather("x") == ["x"]
+    tensor = torch.tensor([1.5])
+    assert group.sum(tensor) is tensor
+    assert group.report([3]) == {"world_size": 1, "backend": None, "images_per_rank": [3]}
+    with pytest.raises(ValueError), group.together("working"):
+        raise ValueError("passes through unchanged")
+
+
+@pytest.fixture(scope="module")
+def shapes_val_40(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 40 images of shapes-val (same spec and seed, fewer images)."""
+    folder = tmp_path_factory.mktemp("dist") / "shapes-val-40"
+    write_split(SplitSpec("shapes-val", 40, seed=2), folder, show_progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_detr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped detr-small at 160 pixels instead of 320: a trained model (AP well above 0, so equal
+    metrics mean something) at a quarter of the cost."""
+    folder = tmp_path_factory.mktemp("dist") / "detr-small-160"
+    shutil.copytree(ZOO_DIR / "detr-small", folder)
+    preprocessor = json.loads((folder / "preprocessor_config.json").read_text())
+    preprocessor["size"] = {"shortest_edge": 160, "longest_edge": 160}
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor))
+    return folder
+
+
+def _data(split: Path) -> list[str]:
+    return ["--data", str(split / "annotations.json"), "--images", str(split / "images")]
+
+
+def _environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(OMP_NUM_THREADS="1", GSMLP_DIST_TIMEOUT="60")
+    return env
+
+
+def run_gsmlp(args: list[str], nproc: int | None) -> subprocess.CompletedProcess:
+    """`python -m gsmlp ARGS` as one plain process (nproc None) or under torchrun with nproc gloo ranks."""
+    launcher = (
+        [] if nproc is None else ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    )
+    command = [sys.executable, *launcher, "-m", "gsmlp", *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S, env=_environment(), check=False
+    )
+
+
+def _ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_eval_with_two_ranks_gives_the_metrics_of_one(
+    small_detr: Path, shapes_val_40: Path, tmp_path
+) -> None:
+    args = ["eval", "--model", str(small_detr), *_data(shapes_val_40), "--batch-size", "4", "--threads", "1"]
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    _ok(run_gsmlp([*args, "--report", str(one)], None))
+    result = run_gsmlp([*args, "--report", str(two)], 2)
+    _ok(result)
+    assert result.stdout.count("COCO") <= 1 and "AP50" in result.stdout  # rank 0 alone prints
+    single, double = json.loads(one.read_text()), json.loads(two.read_text())
+    assert single["distributed"] == {"world_size": 1, "backend": None, "images_per_rank": [40]}
+    assert double["distributed"]["world_size"] == 2 and double["distributed"]["backend"] == "gloo"
+    assert double["distributed"]["images_per_rank"] == [20, 20]
+    assert double["images"] == single["images"] == 40
+    assert double["metrics"] == single["metrics"]  # exactly: each image scored once, COCOeval once
+    assert any(value > 0 for value in single["metrics"].values()), single["metrics"]
+    for part in ("encoder_activation_sparsity", "decoder_activation_sparsity"):
+        assert double["ffn_sparsity"][part] == single["ffn_sparsity"][part]
+
+
+RANK_FAILS = """
+import sys
+from gsmlp.cli import main
+from gsmlp.distributed import process_group
+from gsmlp.errors import GsmlpError
+from gsmlp.io import write_json_atomic
+
+def work(args):
+    with process_group() as group:
+        with group.together("reading its shard of the images"):
+            if group.rank == 1:
+                with open(sys.argv[2], "rb") as image:
+                    image.read()
+        together = group.gather(group.rank)
+        with group.together("writing the report"):
+            if group.is_main:
+                write_json_atomic(sys.argv[1], {"ranks": together})
+    return 0
+
+class Args:
+    command = "work"
+    run = staticmethod(work)
+
+import gsmlp.cli as cli
+cli.build_parser = lambda: type("P", (), {"parse_args": staticmethod(lambda argv: Args)})()
+sys.exit(main([]))
+"""
+
+
+def _launch_script(script: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        str(script),
+    ]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S, env=_environment()
+    )
+
+
+def test_a_failure_on_one_rank_stops_every_rank_before_anything_is_written(tmp_path: Path) -> None:
+    """Rank 1 cannot read its image while rank 0 has already moved on to gathering: both stop, non-zero,
+    rank 0 prints one `error:` line naming rank 1 and the file, and the report is never written."""
+    script = tmp_path / "rank_fails.py"
+    script.write_text(RANK_FAILS)
+    report, image = tmp_path / "report.json", tmp_path / "unreadable.jpg"
+    image.mkdir()  # reading a folder fails: IsADirectoryError, an OSError with the path
+    started = time.monotonic()
+    result = _launch_script(script, str(report), str(image))
+    assert time.monotonic() - started < 30
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert "rank 1 of 2 failed while reading its shard of the images" in errors[0]
+    assert str(image) in errors[0]
+    assert not report.exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "rank_fails.py",
+        "unreadable.jpg",
+    ]
+    image.rmdir()
+    image.write_bytes(b"readable")
+    _ok(_launch_script(script, str(report), str(image)))  # the same script succeeds when rank 1 can read
+    assert json.loads(report.read_text()) == {"ranks": [0, 1]}
