@@ -94,10 +94,33 @@ class Group:
         import torch.distributed as dist
 
         wide = torch.float64 if tensor.is_floating_point() else torch.int64
-        device = torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
-        buffer = tensor.detach().to(device=device, dtype=wide).clone()
+        buffer = tensor.detach().to(device=self._device(), dtype=wide).clone()
         dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
         return buffer.to(device=tensor.device, dtype=tensor.dtype)
+
+    def max(self, tensor):  # torch.Tensor -> torch.Tensor, the element-wise maximum over ranks
+        if not self.distributed:
+            return tensor
+        import torch.distributed as dist
+
+        buffer = tensor.detach().to(device=self._device()).clone()
+        dist.all_reduce(buffer, op=dist.ReduceOp.MAX)
+        return buffer.to(tensor.device)
+
+    def broadcast(self, value: T) -> T:
+        """Rank 0's `value` on every rank (picklable values)."""
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        box = [value if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def _device(self):
+        import torch
+
+        return torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
 
     @contextlib.contextmanager
     def together(self, what: str) -> Iterator[None]:
@@ -134,6 +157,9 @@ class Group:
 
             if dist.is_initialized():
                 dist.destroy_process_group()
+
+
+ONE_PROCESS = Group()
 
 
 def _describe(exc: BaseException) -> str:

@@ -17,7 +17,9 @@ import torch
 
 from gsmlp.data.shapes import SplitSpec, write_split
 from gsmlp.distributed import Group, shard_bounds
+from gsmlp.model.configs import tiny_config
 from gsmlp.model.zoo import ZOO_DIR
+from tests.conftest import FAMILIES
 
 LAUNCH_TIMEOUT_S = 240
 
@@ -174,3 +176,78 @@ def test_a_failure_on_one_rank_stops_every_rank_before_anything_is_written(tmp_p
     image.write_bytes(b"readable")
     _ok(_launch_script(script, str(report), str(image)))  # the same script succeeds when rank 1 can read
     assert json.loads(report.read_text()) == {"ranks": [0, 1]}
+
+
+@pytest.fixture(scope="module")
+def tiny_detr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("dist") / "tiny-detr"
+    torch.manual_seed(0)
+    FAMILIES["detr"](tiny_config("detr", num_labels=11)).save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps({"size": {"shortest_edge": 64, "longest_edge": 96}})
+    )
+    return folder
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return bool(torch.allclose(a.double(), b.double(), rtol=1e-6, atol=0.0))
+
+
+def test_calibrate_statistics_and_sibs_masks_with_two_ranks_are_those_of_one(
+    tiny_detr: Path, shapes_val_40: Path, tmp_path: Path
+) -> None:
+    from gsmlp.calibration.statistics import load_statistics
+
+    args = ["calibrate", "--model", str(tiny_detr), *_data(shapes_val_40), "--limit", "9", "--method", "sibs"]
+    args += ["--epsilon", "0.05", "--reservoir", "500"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    _ok(run_gsmlp([*args, "--out", str(one)], None))
+    _ok(run_gsmlp([*args, "--out", str(two)], 2))
+    single, double = load_statistics(one), load_statistics(two)
+    assert sorted(single) == sorted(double)
+    for name in single:
+        a, b = single[name], double[name]
+        assert a.tokens == b.tokens
+        for field in ("active_count", "value_sum", "coactive", "value_max", "reservoir_x"):
+            assert _close(getattr(a, field), getattr(b, field)), (name, field)
+        assert torch.equal(a.reservoir_image, b.reservoir_image)
+    report_one = json.loads((one / "calibration.json").read_text())
+    report_two = json.loads((two / "calibration.json").read_text())
+    assert report_two["distributed"] == {"world_size": 2, "backend": "gloo", "images_per_rank": [5, 4]}
+    assert report_one["distributed"]["world_size"] == 1
+    kept = {name: layer["hidden"] for name, layer in report_one["layers"].items()}
+    assert kept == {name: layer["hidden"] for name, layer in report_two["layers"].items()}
+    from safetensors.torch import load_file
+
+    weights_one, weights_two = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
+    assert {k: v.shape for k, v in weights_one.items()} == {k: v.shape for k, v in weights_two.items()}
+    for key, value in weights_one.items():
+        assert torch.equal(value, weights_two[key]), key  # the same neurons kept, in the same order
+
+
+def test_mgs_with_two_ranks_and_the_same_global_batch_matches_one(
+    small_detr: Path, shapes_val_40: Path, tmp_path: Path
+) -> None:
+    data = ["--data", str(shapes_val_40 / "annotations.json"), "--images", str(shapes_val_40 / "images")]
+    evaluation = ["--eval-data", data[1], "--eval-images", data[3], "--eval-limit", "16", "--sweep", ""]
+    args = [
+        "calibrate",
+        "--model",
+        str(small_detr),
+        *data,
+        "--limit",
+        "8",
+        "--method",
+        "sibs+mgs",
+        *evaluation,
+    ]
+    args += ["--gate-steps", "60", "--reservoir", "2000", "--threshold-passes", "1"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    _ok(run_gsmlp([*args, "--out", str(one)], None))
+    _ok(run_gsmlp([*args, "--out", str(two)], 2))
+    single = json.loads((one / "calibration.json").read_text())
+    double = json.loads((two / "calibration.json").read_text())
+    assert abs(single["ffn_sparsity"]["encoder"] - double["ffn_sparsity"]["encoder"]) <= 0.01
+    assert abs(single["AP_gated"] - double["AP_gated"]) <= 0.3
+    assert single["AP_dense"] == double["AP_dense"]  # dense evaluation: exactly the same images, once each
+    assert double["distributed"]["images_per_rank"] == [4, 4]
