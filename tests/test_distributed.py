@@ -251,3 +251,40 @@ def test_mgs_with_two_ranks_and_the_same_global_batch_matches_one(
     assert abs(single["AP_gated"] - double["AP_gated"]) <= 0.3
     assert single["AP_dense"] == double["AP_dense"]  # dense evaluation: exactly the same images, once each
     assert double["distributed"]["images_per_rank"] == [4, 4]
+
+
+def _untimed(sparsity: dict | None) -> dict | None:
+    """Sparsity figures without the wall times, which differ between any two runs."""
+    if sparsity is None:
+        return None
+    layers = {
+        name: {k: v for k, v in layer.items() if k != "seconds"}
+        for name, layer in sparsity["per_layer"].items()
+    }
+    return {**sparsity, "per_layer": layers}
+
+
+def test_validate_with_two_ranks_reports_the_parity_of_one(coco_subset: Path, tmp_path: Path) -> None:
+    from tests.test_validate import SHAPE_ARGS, gated_checkpoint
+
+    checkpoint = gated_checkpoint(tmp_path, "detr")
+    onnx_path = tmp_path / "gated.onnx"
+    _ok(run_gsmlp(["export", "--model", str(checkpoint), "--out", str(onnx_path), *SHAPE_ARGS["detr"]], None))
+    data = ["--data", str(coco_subset / "annotations" / "instances_val2017.json")]
+    data += ["--images", str(coco_subset / "val2017"), "--limit", "6", "--batch-size", "2"]
+    args = ["validate", "--model", str(checkpoint), "--onnx", str(onnx_path), *data, "--fp64-images", "4"]
+    one, two = tmp_path / "one" / "report.json", tmp_path / "two" / "report.json"
+    one.parent.mkdir(), two.parent.mkdir()
+    _ok(run_gsmlp([*args, "--report", str(one)], None))
+    _ok(run_gsmlp([*args, "--report", str(two)], 2))
+    single, double = json.loads(one.read_text()), json.loads(two.read_text())
+    assert double["distributed"] == {"world_size": 2, "backend": "gloo", "images_per_rank": [4, 2]}
+    assert single["distributed"] == {"world_size": 1, "backend": None, "images_per_rank": [6]}
+    assert double["images"] == single["images"] == 6 and double["pass"] == single["pass"]
+    assert double["parity"] == single["parity"]  # worst differences, flips summed, agreement, delta AP
+    for name, entry in single["backends"].items():
+        other = double["backends"][name]
+        assert other["metrics"] == entry["metrics"]
+        assert _untimed(other["ffn_sparsity"]) == _untimed(entry["ffn_sparsity"])
+        assert len(other["latency_ms_per_rank"]) == 2
+    assert double["parity"]["onnxruntime"]["gate_decisions"]["decisions"] > 0
