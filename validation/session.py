@@ -145,6 +145,7 @@ def build_report(
     with group.together("preprocessing its share of the images"):
         shard = _batch_shard(dataset, limit, batch_size, group)
         batches = coco_batches(shard, None, loaded.preprocess, batch_size, shape, path)
+    dataset.unreadable = [name for part in group.all_gather(shard.unreadable) for name in part]
     if not sum(group.all_gather(len(batches))):
         raise dataset.usable_images_error(limit)
     dtype = metadata.get("gsmlp.dtype", "fp32")
@@ -161,12 +162,10 @@ def build_report(
         reference_images=reference_images,
         group=group,
     )
-    unreadable = group.gather(shard.unreadable)
     images_per_rank = group.gather(sum(batch.context.real for batch in batches))
     sum_sparsity(model, group)
     if report is None:
         return None
-    dataset.unreadable = [name for part in unreadable for name in part]
     for name, entry in report["backends"].items():
         # Only PyTorch's gated modules count skipped neurons; None says "not measured", never "dense".
         measured = _measured_sparsity(model) if name == "pytorch" and entry["status"] == "ok" else None
