@@ -6,8 +6,9 @@ from torch import nn
 
 from gsmlp.data.coco import CocoDataset
 from gsmlp.data.evaluate import coco_metrics, detect
+from gsmlp.distributed import ONE_PROCESS, Group
 from gsmlp.model.detector import LoadedDetector
-from gsmlp.model.wrap import gated_layers, reset_sparsity, sparsity_report
+from gsmlp.model.wrap import gated_layers, reset_sparsity, sparsity_report, sum_sparsity
 
 
 def evaluate(
@@ -16,19 +17,32 @@ def evaluate(
     batch_size: int = 4,
     limit: int | None = None,
     label: str = "",
+    group: Group = ONE_PROCESS,
 ) -> dict:
-    """{"metrics": COCO metrics in points, "sparsity": sparsity_report, "macs": mac_ratios}."""
+    """{"metrics": COCO metrics in points, "sparsity": sparsity_report, "macs": mac_ratios}, the same on
+    every rank: each rank runs its shard of the images, rank 0 scores all of them once."""
     model = detector.model
     reset_sparsity(model)
-    detections, _ = detect(detector, dataset, batch_size, limit, desc=f"evaluating {label}".strip())
-    if not detections:
-        raise dataset.usable_images_error(limit)
-    return {
-        "images": len(detections),
-        "metrics": coco_metrics(dataset, detections),
-        "sparsity": sparsity_report(model),
-        "macs": mac_ratios(model),
-    }
+    desc = f"evaluating {label}".strip()
+    with group.together(desc):
+        ids = dataset.image_ids if limit is None else dataset.image_ids[:limit]
+        shard = dataset.subset(group.shard(ids))
+        found, _ = detect(detector, shard, batch_size, None, desc=desc, progress_bar=group.is_main)
+    sum_sparsity(model, group)
+    gathered = group.gather(found)
+    with group.together(f"scoring ({desc})"):
+        result = None
+        if gathered is not None:
+            detections = {image_id: found for part in gathered for image_id, found in part.items()}
+            if not detections:
+                raise dataset.usable_images_error(limit)
+            result = {
+                "images": len(detections),
+                "metrics": coco_metrics(dataset, detections),
+                "sparsity": sparsity_report(model),
+                "macs": mac_ratios(model),
+            }
+    return group.broadcast(result)
 
 
 def mac_ratios(model: nn.Module) -> dict:

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from gsmlp.calibration.choices import LABELS
 from gsmlp.calibration.permutation import block_sizes
+from gsmlp.distributed import ONE_PROCESS, Group
 from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
 
 
@@ -61,6 +62,10 @@ class GateTraining:
     batch_size: int = 1024
     learning_rate: float = 3e-3
     seed: int = 0
+    # Under torchrun the batch stays global: each rank takes a contiguous 1/world_size of every step's
+    # batch_size tokens and the gradients are summed, so the learning rate and the seed rules do not
+    # depend on the world size (every rank draws the same indices and holds the same gate).
+    group: Group = ONE_PROCESS
 
 
 def train_gate(layer: GatedSparseMLP, x: torch.Tensor, options: GateTraining) -> MicroGate:
@@ -79,11 +84,34 @@ def train_gate(layer: GatedSparseMLP, x: torch.Tensor, options: GateTraining) ->
     with single_thread():
         for _ in range(options.steps):
             pick = torch.randint(0, x.shape[0], (min(options.batch_size, x.shape[0]),), generator=generator)
-            loss = F.binary_cross_entropy_with_logits(gate(x[pick]), goal[pick], weight=weights[pick])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if options.group.distributed:
+                _data_parallel_step(gate, x, goal, weights, pick, options.group)
+            else:
+                loss = F.binary_cross_entropy_with_logits(gate(x[pick]), goal[pick], weight=weights[pick])
+                loss.backward()
             optimizer.step()
     return gate.eval().requires_grad_(False)
+
+
+def _data_parallel_step(
+    gate: MicroGate,
+    x: torch.Tensor,
+    goal: torch.Tensor,
+    weights: torch.Tensor,
+    pick: torch.Tensor,
+    group: Group,
+) -> None:
+    """This rank's share of a step's gradient, summed over ranks: the gradient of the global batch's mean."""
+    mine = torch.tensor(group.shard(pick.tolist()), dtype=torch.int64)
+    elements = pick.numel() * goal.shape[-1]
+    loss = F.binary_cross_entropy_with_logits(
+        gate(x[mine]), goal[mine], weight=weights[mine], reduction="sum"
+    )
+    (loss / elements).backward()
+    for parameter in gate.parameters():
+        grad = parameter.grad if parameter.grad is not None else torch.zeros_like(parameter)
+        parameter.grad = group.sum(grad)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from gsmlp.calibration.thresholds import (
     threshold_for_recall,
     threshold_for_sparsity,
 )
+from gsmlp.distributed import ONE_PROCESS, Group
 from gsmlp.errors import GsmlpError
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.wrap import gated_layers
@@ -64,7 +65,10 @@ class LayerResult:
 
 
 def calibrate_model(
-    model: nn.Module, statistics: Mapping[str, LayerStatistics], options: CalibrationOptions
+    model: nn.Module,
+    statistics: Mapping[str, LayerStatistics],
+    options: CalibrationOptions,
+    group: Group = ONE_PROCESS,
 ) -> dict[str, LayerResult]:
     """Turn every FFN of `model` (wrapped, dense) into its calibrated form, in place."""
     options.validate()
@@ -73,13 +77,13 @@ def calibrate_model(
     if missing:
         raise GsmlpError(f"the activation statistics and the model disagree on the FFN layers {missing}")
     results = {}
-    for name, layer in tqdm(layers.items(), desc="calibrating FFNs", unit="layer"):
-        results[name] = _calibrate_layer(name, layer, statistics[name], options)
+    for name, layer in tqdm(layers.items(), desc="calibrating FFNs", unit="layer", disable=not group.is_main):
+        results[name] = _calibrate_layer(name, layer, statistics[name], options, group)
     return results
 
 
 def _calibrate_layer(
-    name: str, layer: GatedSparseMLP, stats: LayerStatistics, options: CalibrationOptions
+    name: str, layer: GatedSparseMLP, stats: LayerStatistics, options: CalibrationOptions, group: Group
 ) -> LayerResult:
     if stats.hidden != layer.hidden:
         raise GsmlpError(f"{name}: statistics have {stats.hidden} hidden neurons, the model {layer.hidden}")
@@ -100,7 +104,7 @@ def _calibrate_layer(
     )
     gated = options.uses_gates and (options.gate_layers == "all" or name.startswith("encoder."))
     if gated:
-        _gate_layer(layer, stats, coactive, options, result)
+        _gate_layer(layer, stats, coactive, options, result, group)
     layer.set_mode("gated" if gated else "static")
     return result
 
@@ -111,6 +115,7 @@ def _gate_layer(
     coactive: torch.Tensor,
     options: CalibrationOptions,
     result: LayerResult,
+    group: Group,
 ) -> None:
     train_x, heldout_x = stats.split(options.holdout_every)
     if len(train_x) == 0 or len(heldout_x) == 0:
@@ -128,7 +133,7 @@ def _gate_layer(
             layer.fc1(heldout_x), layer.block_size, layer.dense_hidden
         )
     training = GateTraining(
-        rank=options.rank, labels=options.labels, steps=options.gate_steps, seed=options.seed
+        rank=options.rank, labels=options.labels, steps=options.gate_steps, seed=options.seed, group=group
     )
     gate = train_gate(layer, train_x, training)
     layer.attach_gate(gate, 0.0)
@@ -162,6 +167,8 @@ def refit_thresholds(
     results: Mapping[str, LayerResult],
     options: CalibrationOptions,
     reservoir_size: int,
+    group: Group = ONE_PROCESS,
+    first_image: int = 0,
 ) -> None:
     """Re-fit every threshold on the inputs each FFN sees once the FFNs before it are gated.
 
@@ -171,7 +178,9 @@ def refit_thresholds(
     thresholds on held-out images' tokens; gates are unchanged.
     """
     for index in range(options.threshold_passes):
-        collector = StatisticsCollector(model, reservoir_size=reservoir_size, seed=options.seed + 1 + index)
+        collector = StatisticsCollector(
+            model, reservoir_size, options.seed + 1 + index, group=group, first_image=first_image
+        )
         stats = collector.run(batches(), total=total)
         for name, layer in gated_layers(model):
             if layer.gate is not None:

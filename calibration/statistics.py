@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
+from gsmlp.distributed import ONE_PROCESS, Group
 from gsmlp.errors import GsmlpError
 from gsmlp.io import atomic_path, write_json_atomic
 from gsmlp.model.processing import nonfinite_outputs
@@ -27,6 +28,7 @@ from gsmlp.model.wrap import gated_layers
 
 STATISTICS_FORMAT = "gsmlp-activation-statistics"
 STATISTICS_VERSION = 1
+IMAGE_SEED_STRIDE = 1_000_003  # > any image count: (seed, image) pairs never share a reservoir seed
 
 
 class NoCalibrationImages(GsmlpError):
@@ -95,6 +97,22 @@ class LayerStatistics:
         """The inherent sparsity: fraction of this layer's ReLU outputs that were exactly zero."""
         return 1.0 - float(self.active_count.sum()) / max(self.tokens * self.hidden, 1)
 
+    def merge(self, group: Group) -> None:
+        """Become the statistics of every rank's images: counts and sums summed, maxima taken, and the
+        reservoir the K smallest keys of all ranks' reservoirs (each rank kept its K smallest, so these are
+        the K smallest of every token seen: the reservoir one process would have kept)."""
+        if not group.distributed:
+            return
+        self.tokens = int(group.sum(torch.tensor([self.tokens]))[0])
+        self.active_count = group.sum(self.active_count)
+        self.value_sum = group.sum(self.value_sum)
+        self.coactive = group.sum(self.coactive)
+        self.value_max = group.max(self.value_max)
+        parts = group.all_gather((self.reservoir_key, self.reservoir_x, self.reservoir_image))
+        keys, xs, images = (torch.cat(column) for column in zip(*parts, strict=True))
+        keep = keys.argsort()[: self.reservoir_size]
+        self.reservoir_key, self.reservoir_x, self.reservoir_image = keys[keep], xs[keep], images[keep]
+
     def split(self, holdout_every: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(train x, held-out x): every `holdout_every`-th image is held out, so no image is in both."""
         held = self.reservoir_image % holdout_every == 0
@@ -104,11 +122,23 @@ class LayerStatistics:
 class StatisticsCollector:
     """Hooks every GatedSparseMLP's fc1 while images stream through the model."""
 
-    def __init__(self, model: nn.Module, reservoir_size: int = 20000, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        reservoir_size: int = 20000,
+        seed: int = 0,
+        group: Group = ONE_PROCESS,
+        first_image: int = 0,
+    ) -> None:
+        """`first_image`: the global index of this rank's first image (its shard's start)."""
         self.model = model
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.group = group
+        self.first_image = first_image
+        self.generator = torch.Generator()
         self.layers: dict[str, LayerStatistics] = {}
         self._images_seen = 0
+        self.images_per_rank: list[int] = []
         self._handles = []
         for name, layer in gated_layers(model):
             self.layers[name] = LayerStatistics(name, layer.hidden, layer.d_model, reservoir_size)
@@ -118,7 +148,8 @@ class StatisticsCollector:
         def record(_module: nn.Module, inputs: tuple[torch.Tensor, ...], pre: torch.Tensor) -> None:
             x = inputs[0]
             # Tokens are [batch, sequence, d_model]: the image of a token is its batch row.
-            image = torch.arange(x.shape[0]).repeat_interleave(x[0, ..., 0].numel()) + self._images_seen
+            first = self.first_image + self._images_seen
+            image = torch.arange(x.shape[0]).repeat_interleave(x[0, ..., 0].numel()) + first
             self.layers[name].update(
                 x.reshape(-1, x.shape[-1]), pre.reshape(-1, pre.shape[-1]), image, self.generator
             )
@@ -129,9 +160,16 @@ class StatisticsCollector:
         """Feed model-input batches (pixel_values, pixel_mask); returns {layer name: LayerStatistics}."""
         was_training = self.model.training
         self.model.eval()
+        bar = tqdm(
+            batches, total=total, desc="activation statistics", unit="batch", disable=not self.group.is_main
+        )
         try:
-            with torch.no_grad():
-                for batch in tqdm(batches, total=total, desc="activation statistics", unit="batch"):
+            with torch.no_grad(), self.group.together("collecting activation statistics"):
+                for batch in bar:
+                    # Reservoir keys depend on the image's global index alone, not on which rank reads it.
+                    self.generator.manual_seed(
+                        self.seed * IMAGE_SEED_STRIDE + self.first_image + self._images_seen
+                    )
                     outputs = self.model(**batch)
                     heads = ("logits", "pred_boxes")
                     broken = nonfinite_outputs(
@@ -147,6 +185,10 @@ class StatisticsCollector:
             for handle in self._handles:
                 handle.remove()
             self.model.train(was_training)
+        self.images_per_rank = [int(n) for n in self.group.all_gather(self._images_seen)]
+        self._images_seen = sum(self.images_per_rank)
+        for stats in self.layers.values():
+            stats.merge(self.group)
         if self._images_seen == 0:
             raise NoCalibrationImages("no calibration images were read: the calibration data set is empty")
         return self.layers

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import functools
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gsmlp.calibration.analysis import analyze, write_analysis
 from gsmlp.calibration.choices import DEFAULT_SWEEP
@@ -14,6 +17,7 @@ from gsmlp.calibration.options import CalibrationJob, CalibrationOptions
 from gsmlp.calibration.pipeline import calibrate_model, refit_thresholds, set_thresholds
 from gsmlp.calibration.report import heldout_estimate, write_report
 from gsmlp.calibration.statistics import NoCalibrationImages, StatisticsCollector, save_statistics
+from gsmlp.distributed import ONE_PROCESS, Group, shard_bounds
 from gsmlp.errors import GsmlpError
 from gsmlp.io import atomic_directory
 from gsmlp.model.checkpoint import GSMLP_META, save_gated
@@ -21,6 +25,9 @@ from gsmlp.model.detector import LoadedDetector
 from gsmlp.model.loaders import load_detector
 from gsmlp.model.wrap import gated_layers, set_mode
 from gsmlp.paths import folder_output
+
+if TYPE_CHECKING:  # the data stage is imported where a dataset is read (see calibrate)
+    from gsmlp.data.coco import CocoDataset
 
 # What `gsmlp calibrate --out DIR` writes; an existing DIR is replaced only if it looks like this.
 ANALYSIS_FILES = ("statistics.json", "statistics.safetensors", "analysis.json", "analysis.png")
@@ -59,60 +66,99 @@ def _load(job: CalibrationJob) -> LoadedDetector:
     return load_detector(job.model, block_size=job.method.block_size, sampling=job.torch_sampling)
 
 
-def calibrate(job: CalibrationJob) -> str:
-    """Run the job; returns what was written ("analysis" or "checkpoint") into job.out."""
+def calibrate(job: CalibrationJob, group: Group = ONE_PROCESS) -> str:
+    """Run the job; returns what was written ("analysis" or "checkpoint") into job.out.
+
+    Under torchrun every rank runs the job on its contiguous shard of the images: statistics are summed
+    over ranks, gates train data-parallel on the merged reservoir, evaluations are scored once on rank 0,
+    and only rank 0 writes job.out, after every rank has agreed that its part succeeded.
+    """
     check_job(job)
     options = None if job.analyze_only else job.method
     values = sweep_values(job)
-    detector = _load(job)
-    if detector.gated is not None:
-        raise GsmlpError(f"--model {job.model} is already a gated checkpoint; calibrate the dense model")
-    # The data stage is imported on use, so that `gsmlp --help` never depends on it.
-    from gsmlp.data.coco import resolve_dataset
+    with group.together("loading the model and data"):
+        detector = _load(job)
+        if detector.gated is not None:
+            raise GsmlpError(f"--model {job.model} is already a gated checkpoint; calibrate the dense model")
+        # The data stage is imported on use, so that `gsmlp --help` never depends on it.
+        from gsmlp.data.coco import resolve_dataset
 
-    calibration_set = resolve_dataset(job.data, job.images)
-    eval_set = resolve_dataset(job.eval_data, job.eval_images) if job.eval_data else None
+        full_set = resolve_dataset(job.data, job.images)
+        eval_set = resolve_dataset(job.eval_data, job.eval_images) if job.eval_data else None
+    ids = full_set.image_ids if job.limit is None else full_set.image_ids[: job.limit]
+    calibration_set = full_set.subset(group.shard(ids))
+    first_image = shard_bounds(len(ids), group.rank, group.world_size)[0]
+    shard = functools.partial(_Shard, calibration_set, first_image, group)
     timings: dict[str, float] = {}
-    with atomic_directory(job.out, CALIBRATE_OUTPUT, force=job.force) as folder:
-        collector, stats = _collect(detector, calibration_set, job, timings)
-        save_statistics(stats, folder, collector.images)
-        source = {"model": job.model, "data": job.data, "images": collector.images}
-        write_analysis(analyze(stats, collector.images, source), stats, folder)
+    output = atomic_directory(job.out, CALIBRATE_OUTPUT, force=job.force) if group.is_main else nullcontext()
+    with output as folder:
+        collector, stats = _collect(detector, shard(), job, timings)
+        with group.together("writing the statistics"):
+            if group.is_main:
+                save_statistics(stats, folder, collector.images)
+                source = {"model": job.model, "data": job.data, "images": collector.images}
+                write_analysis(analyze(stats, collector.images, source), stats, folder)
         if options is None:
             return "analysis"
-        dense_eval = _timed(timings, "eval_dense_s", lambda: _evaluate(detector, eval_set, job, "dense"))
+        evaluate = functools.partial(_evaluate, detector, eval_set, job, group=group)
+        dense_eval = _timed(timings, "eval_dense_s", lambda: evaluate("dense"))
         start = time.perf_counter()
-        results = calibrate_model(detector.model, stats, options)
+        results = calibrate_model(detector.model, stats, options, group)
         timings["calibrate_s"] = time.perf_counter() - start
         if options.uses_gates:
             start = time.perf_counter()
-            batches = functools.partial(_calibration_batches, detector, calibration_set, job)
-            total = calibration_set.count(job.limit)
-            refit_thresholds(detector.model, batches, total, results, options, job.reservoir)
+            batches = functools.partial(_calibration_batches, detector, calibration_set, None)
+            refit_thresholds(
+                detector.model,
+                batches,
+                len(calibration_set),
+                results,
+                options,
+                job.reservoir,
+                group,
+                first_image,
+            )
             timings["threshold_refit_s"] = time.perf_counter() - start
-        gated_eval = _timed(timings, "eval_gated_s", lambda: _evaluate(detector, eval_set, job, "gated"))
-        sweep = _sweep(detector, stats, results, eval_set, values, job) if eval_set else []
-        report = _report(job, detector, collector, stats, results, dense_eval, gated_eval, sweep, timings)
-        write_report(report, folder)
-        _save_checkpoint(folder, detector, report)
+        gated_eval = _timed(timings, "eval_gated_s", lambda: evaluate("gated"))
+        sweep = _sweep(detector, stats, results, eval_set, values, job, group) if eval_set else []
+        with group.together("writing the checkpoint"):
+            if group.is_main:
+                report = _report(
+                    job, detector, collector, stats, results, dense_eval, gated_eval, sweep, timings
+                )
+                report["distributed"] = group.report(collector.images_per_rank or [collector.images])
+                write_report(report, folder)
+                _save_checkpoint(folder, detector, report)
     return "checkpoint"
 
 
-def _collect(detector: LoadedDetector, dataset, job: CalibrationJob, timings):
+@dataclass(frozen=True)
+class _Shard:
+    """This rank's calibration images: the shard, where it starts among all images, and the group."""
+
+    dataset: CocoDataset
+    first_image: int
+    group: Group
+
+
+def _collect(detector: LoadedDetector, shard: _Shard, job: CalibrationJob, timings):
     set_mode(detector.model, "dense")
-    collector = StatisticsCollector(detector.model, reservoir_size=job.reservoir, seed=job.method.seed)
+    collector = StatisticsCollector(
+        detector.model, job.reservoir, job.method.seed, group=shard.group, first_image=shard.first_image
+    )
     start = time.perf_counter()
     try:
-        stats = collector.run(_calibration_batches(detector, dataset, job), total=dataset.count(job.limit))
+        batches = _calibration_batches(detector, shard.dataset, None)
+        stats = collector.run(batches, total=len(shard.dataset))
     except NoCalibrationImages:
-        raise dataset.usable_images_error(job.limit) from None
+        raise shard.dataset.usable_images_error() from None
     timings["statistics_s"] = time.perf_counter() - start
     return collector, stats
 
 
-def _calibration_batches(detector: LoadedDetector, dataset, job: CalibrationJob):
+def _calibration_batches(detector: LoadedDetector, dataset, limit: int | None):
     # One image per batch: padded positions would add tokens that no real image has to the statistics.
-    return (model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, job.limit))
+    return (model_inputs(batch) for _, batch in image_batches(dataset, detector.preprocess, 1, limit))
 
 
 def _timed(timings: dict, key: str, work):
@@ -122,15 +168,17 @@ def _timed(timings: dict, key: str, work):
     return result
 
 
-def _evaluate(detector: LoadedDetector, dataset, job: CalibrationJob, label: str) -> dict | None:
+def _evaluate(
+    detector: LoadedDetector, dataset, job: CalibrationJob, label: str, group: Group = ONE_PROCESS
+) -> dict | None:
     if dataset is None:
         return None
     from gsmlp.calibration.evaluation import evaluate
 
-    return evaluate(detector, dataset, limit=job.eval_limit, label=label)
+    return evaluate(detector, dataset, limit=job.eval_limit, label=label, group=group)
 
 
-def _sweep(detector, stats, results, eval_set, values, job: CalibrationJob) -> list[dict]:
+def _sweep(detector, stats, results, eval_set, values, job: CalibrationJob, group: Group) -> list[dict]:
     """AP and measured sparsity at each sweep value; the model's own thresholds are restored after."""
     points = []
     for value in values:
@@ -142,7 +190,7 @@ def _sweep(detector, stats, results, eval_set, values, job: CalibrationJob) -> l
         else:
             set_thresholds(detector.model, results, value)
             probe = detector
-        measured = _evaluate(probe, eval_set, job, f"sweep {value}")
+        measured = _evaluate(probe, eval_set, job, f"sweep {value}", group)
         points.append(
             {
                 "value": value,

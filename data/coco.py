@@ -15,7 +15,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
@@ -234,6 +234,11 @@ class CocoDataset:
                 f"{listed[0]}x{listed[1]} for image id {image_id}"
             )
         return rgb, None
+
+    def subset(self, image_ids: list[int]) -> CocoDataset:
+        """The same dataset restricted to `image_ids` (a rank's shard), with its own skip records; the
+        annotations stay whole, so the images' ground truth is the full dataset's."""
+        return replace(self, image_ids=list(image_ids), unreadable=[])
 
     def usable_images_error(self, limit: int | None = None) -> GsmlpError:
         """The error for a run that found no image it could use: what was tried and why each failed."""

@@ -86,6 +86,7 @@ def detect(
     batch_size: int,
     limit: int | None,
     desc: str = "evaluating",
+    progress_bar: bool = True,
 ) -> tuple[dict[int, Detections], float]:
     """Run the detector over the dataset: ({image_id: Detections}, seconds spent in the model itself)."""
     import torch
@@ -94,7 +95,8 @@ def detect(
     from gsmlp.model.processing import nonfinite_outputs, postprocess, preprocess
 
     detections, model_seconds = {}, 0.0
-    with tqdm(total=dataset.count(limit), desc=desc, unit="img") as progress, torch.no_grad():
+    bar = tqdm(total=dataset.count(limit), desc=desc, unit="img", disable=not progress_bar)
+    with bar as progress, torch.no_grad():
         for items in dataset.batches(batch_size, limit):
             batch = preprocess([image for _, image in items], detector.preprocess)
             started = time.perf_counter()

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from gsmlp import __version__, io, locks, watch
 from gsmlp.commands import COMMANDS
+from gsmlp.distributed import is_rank_zero
 from gsmlp.errors import GsmlpError
 from gsmlp.model.zoo import ACCEPTED_FORMS
 from gsmlp.signals import Stopped, signal_name, stop_signals_raise
@@ -100,23 +101,29 @@ def _run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             return status
         except GsmlpError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            _say(f"error: {exc}")
             return 1
         except Stopped as stop:
-            print(f"\nstopped by {signal_name(stop.signum)}: {STOPPED_NOTE}.", file=sys.stderr)
+            _say(f"\nstopped by {signal_name(stop.signum)}: {STOPPED_NOTE}.")
             return 128 + stop.signum
         except KeyboardInterrupt:
-            print("\ninterrupted: stopped cleanly; no partial output was written.", file=sys.stderr)
+            _say("\ninterrupted: stopped cleanly; no partial output was written.")
             return EXIT_INTERRUPTED
         except MemoryError:
-            print("error: out of memory; try a smaller --batch-size, image size or --limit", file=sys.stderr)
+            _say("error: out of memory; try a smaller --batch-size, image size or --limit")
             return 1
         except OSError as exc:  # the machine's doing (disk full, a device gone): named, not a bug
             where = f"{exc.filename}: " if exc.filename else ""
-            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+            _say(f"error: {where}{exc.strerror or exc}")
             return 1
         except Exception as exc:  # the last resort: the tests make sure that no user input reaches it
             return _internal_error(exc)
+
+
+def _say(text: str) -> None:
+    """An error or stop line on stderr; under torchrun only rank 0 says it (it names a failed peer)."""
+    if is_rank_zero():
+        print(text, file=sys.stderr)
 
 
 class _GuardedStream(io_module.TextIOBase):
@@ -215,10 +222,9 @@ def _after_closed_stdout(stdout: _GuardedStream, status: int) -> int:
 
 
 def _internal_error(exc: Exception) -> int:
-    print(
+    _say(
         f"error: internal error, a bug in gsmlp ({type(exc).__name__}: {exc}); please report it with the "
-        "command line. Set GSMLP_DEBUG=1 to see where it happened.",
-        file=sys.stderr,
+        "command line. Set GSMLP_DEBUG=1 to see where it happened."
     )
     if os.environ.get("GSMLP_DEBUG") == "1":
         traceback.print_exc()

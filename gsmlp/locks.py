@@ -18,6 +18,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gsmlp.distributed import is_rank_zero
 from gsmlp.errors import GsmlpError
 from gsmlp.io import folder_entries, temporary_of
 
@@ -102,7 +103,12 @@ def _open_locked(path: Path, where: str) -> int:
 
 def acquire(target: Path, where: str) -> None:
     """Lock `target` for this run (refused, naming the holder, when another run has it), then remove the
-    temporaries an earlier, killed run left beside it. `where`: "--report r.json", for messages."""
+    temporaries an earlier, killed run left beside it. `where`: "--report r.json", for messages.
+
+    Under torchrun only rank 0 writes the outputs, so only it locks them: the other ranks of the same run
+    would otherwise be refused as a second run onto the same output."""
+    if not is_rank_zero():
+        return
     created = _make_folders(target.parent)
     path = lock_path(target)
     try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
+from gsmlp.distributed import Group
 from gsmlp.errors import GsmlpError
 from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
 from gsmlp.model.gated_mlp import GatedSparseMLP, Mode
@@ -98,6 +100,24 @@ def set_mode(model: nn.Module, mode: Mode) -> None:
 def reset_sparsity(model: nn.Module) -> None:
     for _, layer in gated_layers(model):
         layer.meter.reset()
+
+
+def sum_sparsity(model: nn.Module, group: Group) -> None:
+    """Every FFN's meter becomes the sum over the group's ranks (each counted its own shard of images).
+
+    dense_hidden is the layer's, the same on every rank that ran at least one token.
+    """
+    if not group.distributed:
+        return
+    meters = [layer.meter for _, layer in gated_layers(model)]
+    counts = group.sum(
+        torch.tensor([[m.tokens, m.computed, m.zeros, m.dense_hidden, m.dense_hidden > 0] for m in meters])
+    )
+    seconds = group.sum(torch.tensor([[m.forward_seconds, m.metering_seconds] for m in meters]))
+    for meter, count, (forward, metering) in zip(meters, counts.tolist(), seconds.tolist(), strict=True):
+        meter.tokens, meter.computed, meter.zeros = count[0], count[1], count[2]
+        meter.dense_hidden = count[3] // count[4] if count[4] else 0
+        meter.forward_seconds, meter.metering_seconds = forward, metering
 
 
 def ffn_seconds(model: nn.Module) -> float:

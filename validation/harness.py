@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from gsmlp.distributed import ONE_PROCESS, Group
 from gsmlp.model.processing import nonfinite_outputs
 from gsmlp.validation.backend_names import REFERENCE
 from gsmlp.validation.backends import OUTPUTS, Backend
 from gsmlp.validation.gate_decisions import split_block_masks
 from gsmlp.validation.parity import DIFFERENCE_KEYS, detection_agreement, output_differences
 from gsmlp.validation.precision import (
+    OutputErrors,
     PrecisionErrors,
     PrecisionReference,
     covered_batches,
@@ -278,6 +280,50 @@ def _precision_reference(
     return PrecisionReference(model, dtype) if model is not None else None
 
 
+def _merge_ranks(gathered: list[tuple[dict[str, BackendRun], list[InputBatch]]]):
+    """All ranks' runs as one process's: batches in rank order, a failure on any rank fails the backend."""
+    if len(gathered) == 1:
+        return gathered[0]
+    batches = [batch for _, part in gathered for batch in part]
+    merged: dict[str, BackendRun] = {}
+    for name in gathered[0][0]:
+        parts = [runs[name] for runs, _ in gathered]
+        bad = next(((rank, run) for rank, run in enumerate(parts) if run.status != "ok"), None)
+        if bad is not None:
+            rank, run = bad
+            reason = run.reason if run.status == "skipped" else f"on rank {rank}: {run.reason}"
+            merged[name] = BackendRun(run.status, reason)
+            continue
+        whole = BackendRun()
+        for run in parts:
+            whole.outputs += run.outputs
+            whole.seconds += run.seconds
+            if run.pinned is not None:
+                whole.pinned = whole.pinned or PinnedParity()
+                _merge_differences(whole.pinned.outputs, run.pinned.outputs)
+                whole.pinned.decisions += run.pinned.decisions
+                whole.pinned.flipped += run.pinned.flipped
+            if run.precision is not None:
+                whole.precision = whole.precision or PrecisionErrors()
+                whole.precision.images += run.precision.images
+                for output, errors in run.precision.outputs.items():
+                    entry = whole.precision.outputs.setdefault(output, OutputErrors())
+                    entry.backend.parts += errors.backend.parts
+                    entry.floor.parts += errors.floor.parts
+        merged[name] = whole
+    return merged, batches
+
+
+def _rank_latency(seconds: list[list[float]] | None, group: Group) -> dict:
+    """Under torchrun: each rank's batch latency and the whole run's images per second (ranks in parallel)."""
+    if not group.distributed or seconds is None:
+        return {}
+    return {
+        "latency_ms_per_rank": [_latency_ms(part) for part in seconds],
+        "busy_s_per_rank": [round(float(sum(part)), 4) for part in seconds],
+    }
+
+
 def validate_backends(
     backends: dict[str, Backend | str],
     batches: Iterable[InputBatch],
@@ -290,15 +336,22 @@ def validate_backends(
     pin: Pinner | None = None,
     dtype: str = "fp32",
     reference_images: int | None = DEFAULT_REFERENCE_IMAGES,
-) -> dict:
+    evaluate_for: Callable[[list[InputBatch]], Evaluator] | None = None,
+    group: Group = ONE_PROCESS,
+) -> dict | None:
     """A backend given as a string instead of an object is `skipped`, the string being the reason.
 
     tolerance: one for every backend, or one per backend name (as a tolerance file sets them).
     pin: re-runs the reference under another backend's gate decisions (gated models; see run_checks).
     dtype: the ONNX file's; it decides PyTorch's floor (gsmlp.validation.precision).
     reference_images: how many images the fp64 reference covers (None: all).
+    evaluate_for: makes the evaluator for a list of batches (all ranks' batches under torchrun).
+    group: under torchrun, `batches` are this rank's contiguous share of whole batches; every rank runs
+    them through every backend and checks them, rank 0 merges the runs and returns the report (the other
+    ranks return None). The batches are those of one process, so the report is one process's.
     """
     batches = list(batches)
+    progress = progress and group.is_main
     runs: dict[str, BackendRun] = {}
     for name, backend in backends.items():
         runs[name] = (
@@ -307,14 +360,27 @@ def validate_backends(
             else run_backend(backend, batches, progress)
         )
     ref_run = runs.get(reference)
-    report: dict = {"reference": reference, "images": int(sum(len(b.pixel_values) for b in batches))}
+    all_images = group.all_gather([_real_images(b) for b in batches])
+    first_batch = sum(len(part) for part in all_images[: group.rank])
     if ref_run is not None and ref_run.status == "ok":
         for run in runs.values():
             _fail_on_shape_mismatch(run, ref_run, reference)
         if any(run is not ref_run and run.status == "ok" for run in runs.values()):
-            covered = covered_batches([_real_images(b) for b in batches], reference_images)
+            every = covered_batches([n for part in all_images for n in part], reference_images)
+            covered = {index - first_batch for index in every if 0 <= index - first_batch < len(batches)}
             precision = _precision_reference(backends, reference, dtype)
             run_checks(runs, ref_run, batches, pin, precision, covered, progress)
+    for run in runs.values():
+        run.decisions = []  # the checks are done: rank 0 needs the outputs, not the packed decisions
+    per_rank_seconds = {name: group.gather(run.seconds) for name, run in runs.items()}
+    gathered = group.gather((runs, batches))
+    if gathered is None:
+        return None
+    runs, batches = _merge_ranks(gathered)
+    ref_run = runs.get(reference)
+    if evaluate_for is not None:
+        evaluate = evaluate_for(batches)
+    report: dict = {"reference": reference, "images": int(sum(len(b.pixel_values) for b in batches))}
     metrics = {
         name: evaluate(run.outputs) if evaluate and run.status == "ok" else None for name, run in runs.items()
     }
@@ -324,6 +390,7 @@ def validate_backends(
             "reason": run.reason,
             "metrics": metrics[name],
             "latency_ms": _latency_ms(run.seconds),
+            **_rank_latency(per_rank_seconds[name], group),
         }
         for name, run in runs.items()
     }

@@ -6,10 +6,11 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from gsmlp.distributed import ONE_PROCESS, Group, shard_bounds
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.export import SAMPLING_KEY
 from gsmlp.model.sampling import sampling_in_use, transformers_sampling
-from gsmlp.model.wrap import reset_sparsity, set_mode
+from gsmlp.model.wrap import reset_sparsity, set_mode, sum_sparsity
 from gsmlp.validation.backends import OnnxFile, OnnxRuntimeBackend, PyTorchBackend, read_onnx_file
 from gsmlp.validation.coco_run import coco_batches, coco_evaluator
 from gsmlp.validation.gate_decisions import PinnedReference
@@ -129,6 +130,13 @@ def _measured_sparsity(model) -> dict | None:
     return {"sparsity": sparsity_report(model), "macs": mac_ratios(model)}
 
 
+def _batch_shard(dataset, limit: int | None, batch_size: int, group: Group):
+    """This rank's images: a contiguous run of whole batches, so that every batch is one process's."""
+    ids = dataset.image_ids if limit is None else dataset.image_ids[:limit]
+    start, end = shard_bounds(-(-len(ids) // batch_size), group.rank, group.world_size)
+    return dataset.subset(ids[start * batch_size : end * batch_size])
+
+
 def build_report(
     loaded,
     onnx_path: str | Path,
@@ -142,15 +150,21 @@ def build_report(
     tolerances: Tolerances | None = None,
     ort_op: str = "auto",
     reference_images: int | None = DEFAULT_REFERENCE_IMAGES,
-) -> dict:
+    group: Group = ONE_PROCESS,
+) -> dict | None:
     """ort_op: how ONNX Runtime computes GatedSparseMLP (gsmlp.runtime.ort_session.OP_CHOICES).
-    reference_images: how many images the fp64 reference covers (None: all; gsmlp.validation.precision)."""
+    reference_images: how many images the fp64 reference covers (None: all; gsmlp.validation.precision).
+    group: under torchrun each rank takes a contiguous share of whole batches (the batches of one
+    process, so the parity is one process's); rank 0 returns the merged report, the others None."""
     path = str(onnx_path)
     onnx_file = read_onnx_file(onnx_path)  # the one read of the file: settings and session alike
     metadata, shape = _onnx_metadata(onnx_file, loaded)
     model = _reference_model(loaded, metadata, path)
-    batches = coco_batches(dataset, limit, loaded.preprocess, batch_size, shape, path)
-    if not batches:
+    with group.together("preprocessing its share of the images"):
+        shard = _batch_shard(dataset, limit, batch_size, group)
+        batches = coco_batches(shard, None, loaded.preprocess, batch_size, shape, path)
+    dataset.unreadable = [name for part in group.all_gather(shard.unreadable) for name in part]
+    if not sum(group.all_gather(len(batches))):
         raise dataset.usable_images_error(limit)
     dtype = metadata.get("gsmlp.dtype", "fp32")
     reset_sparsity(model)
@@ -162,11 +176,16 @@ def build_report(
             batches,
             family=loaded.family,
             tolerance={name: tolerance_for(dtype, name, tolerances) for name in names},
-            evaluate=coco_evaluator(dataset, batches, loaded.family),
+            evaluate_for=lambda every_batch: coco_evaluator(dataset, every_batch, loaded.family),
             pin=PinnedReference(PyTorchBackend(model)) if _is_gated(model) else None,
             dtype=dtype,
             reference_images=reference_images,
+            group=group,
         )
+    images_per_rank = group.gather(sum(batch.context.real for batch in batches))
+    sum_sparsity(model, group)
+    if report is None:
+        return None
     for name, entry in report["backends"].items():
         # Only PyTorch's gated modules count skipped neurons; None says "not measured", never "dense".
         measured = _measured_sparsity(model) if name == "pytorch" and entry["status"] == "ok" else None
@@ -189,5 +208,6 @@ def build_report(
         "skipped_images": skipped,
         # Listed in the annotations, absent from the folder: skipped too, never scored as misses.
         "missing_images": list(getattr(dataset, "missing", [])),
+        "distributed": group.report(images_per_rank),
         **report,
     }

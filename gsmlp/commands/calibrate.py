@@ -181,8 +181,13 @@ def check_args(args: argparse.Namespace) -> CalibrationJob:
 def run(args: argparse.Namespace) -> int:
     # Imported here: the workflow needs torch and transformers, `gsmlp --help` needs neither.
     from gsmlp.calibration.workflow import calibrate
+    from gsmlp.distributed import process_group
 
-    written = calibrate(check_args(args))
+    job = check_args(args)
+    with process_group() as group:
+        written = calibrate(job, group)
+        if not group.is_main:
+            return 0
     if written == "analysis":
         print(f"wrote the activation analysis to {args.out}")
     else:

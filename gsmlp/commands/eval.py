@@ -25,6 +25,7 @@ from gsmlp.args import (
 )
 from gsmlp.data.coco import CocoDataset, resolve_dataset
 from gsmlp.data.evaluate import coco_metrics, detect, format_metrics
+from gsmlp.distributed import Group
 from gsmlp.errors import GsmlpError
 from gsmlp.io import write_json_atomic
 from gsmlp.model.zoo import ACCEPTED_FORMS
@@ -158,17 +159,44 @@ def _timing_line(timing: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gsmlp.model.wrap import sparsity_report
+    from gsmlp.distributed import process_group
 
     _check_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    with process_group() as group:
+        return _evaluate(args, group)
+
+
+def _evaluate(args: argparse.Namespace, group: Group) -> int:
+    """Each rank scores its contiguous shard of the images; rank 0 gathers them and computes COCO metrics
+    once, over every image, so any world size gives the metrics of one process."""
+    from gsmlp.model.wrap import sum_sparsity
+
     started = time.perf_counter()
-    dataset = resolve_dataset(args.data, args.images)
-    detector = load_model_from_args(args)
-    _set_mode(detector, args.mode)
-    _warn_label_range(detector, dataset)
-    detections, model_seconds = detect(detector, dataset, args.batch_size, args.limit)
+    with group.together("loading the model and data"):
+        dataset = resolve_dataset(args.data, args.images)
+        detector = load_model_from_args(args)
+        _set_mode(detector, args.mode)
+        if group.is_main:
+            _warn_label_range(detector, dataset)
+    with group.together("evaluating its shard of the images"):
+        ids = dataset.image_ids if args.limit is None else dataset.image_ids[: args.limit]
+        shard = dataset.subset(group.shard(ids))
+        found, model_seconds = detect(detector, shard, args.batch_size, None, progress_bar=group.is_main)
+    sum_sparsity(detector.model, group)
+    gathered = group.gather((found, shard.unreadable, model_seconds))
+    with group.together("scoring and writing the report"):
+        if gathered is not None:
+            _score(args, detector, dataset, gathered, group, started)
+    return 0
+
+
+def _score(args, detector, dataset: CocoDataset, gathered: list, group: Group, started: float) -> None:
+    from gsmlp.model.wrap import sparsity_report
+
+    detections = {image_id: found for part, _, _ in gathered for image_id, found in part.items()}
+    dataset.unreadable = [name for _, names, _ in gathered for name in names]
     if not detections:
         raise dataset.usable_images_error(args.limit)
     metrics = coco_metrics(dataset, detections)
@@ -176,8 +204,14 @@ def run(args: argparse.Namespace) -> int:
     if dataset.unreadable:
         notes.append(f"{len(dataset.unreadable)} unreadable images skipped: {', '.join(dataset.unreadable)}")
     sparsity = sparsity_report(detector.model)
+    # Seconds summed over ranks: per-image figures are each process's cost, whatever the world size.
+    model_seconds = sum(seconds for _, _, seconds in gathered)
     timing = _timing(detector.model, model_seconds, len(detections), args.batch_size)
     total_seconds = time.perf_counter() - started
+    distributed = group.report([len(part) for part, _, _ in gathered])
+    if group.distributed:
+        timing["model_s_per_rank"] = [round(seconds, 3) for _, _, seconds in gathered]
+        distributed["images_per_second"] = round(len(detections) / total_seconds, 3)
     print(
         format_metrics(
             metrics, f"{detector.source} on {dataset.name}, {len(detections)} images, mode {args.mode}"
@@ -185,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(_sparsity_line(sparsity))
     print(_timing_line(timing))
+    if group.distributed:
+        print(f"ranks: {group.world_size} ({group.backend}), images {distributed['images_per_rank']}")
     for note in notes:
         print(f"note: {note}")
     if args.report:
@@ -200,8 +236,8 @@ def run(args: argparse.Namespace) -> int:
             "notes": notes,
             "ffn_sparsity": sparsity,
             "timing": {"total_s": round(total_seconds, 3), **timing},
+            "distributed": distributed,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
         write_json_atomic(args.report, report)
         print(f"report: {args.report}")
-    return 0

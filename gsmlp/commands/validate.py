@@ -198,6 +198,7 @@ def _print_summary(report: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from gsmlp.args import load_model_from_args
     from gsmlp.data.coco import resolve_dataset
+    from gsmlp.distributed import process_group
     from gsmlp.runtime.ort_session import library_status, op_library
     from gsmlp.validation.report_files import write_report_set
     from gsmlp.validation.session import build_report
@@ -208,9 +209,29 @@ def run(args: argparse.Namespace) -> int:
     tolerances = load_tolerances(args.tolerances) if args.tolerances else None
     if "onnxruntime" in names and args.ort_op == "auto" and op_library() is None:
         print(library_status())
-    loaded = load_model_from_args(args)
-    dataset = resolve_dataset(args.data, args.images)
-    report = build_report(
+    with process_group() as group:
+        with group.together("loading the model and data"):
+            loaded = load_model_from_args(args)
+            dataset = resolve_dataset(args.data, args.images)
+        report = _build(build_report, loaded, dataset, names, tolerances, args, group)
+        with group.together("writing the report"):
+            if report is not None:
+                write_report_set(report, args.report)
+        passed = group.broadcast(report["pass"] if report is not None else None)
+    if report is None:  # another rank than 0: rank 0 reports, every rank exits with the verdict
+        return 0 if passed else 1
+    _print_summary(report)
+    print(f"report: {args.report}")
+    if not report["pass"]:
+        from gsmlp.validation.summary import failures
+
+        print(f"error: validation failed ({args.report}): {'; '.join(failures(report))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _build(build_report, loaded, dataset, names, tolerances, args: argparse.Namespace, group) -> dict | None:
+    return build_report(
         loaded,
         args.onnx,
         dataset,
@@ -222,13 +243,5 @@ def run(args: argparse.Namespace) -> int:
         tolerances=tolerances,
         ort_op=args.ort_op,
         reference_images=args.fp64_images,
+        group=group,
     )
-    write_report_set(report, args.report)
-    _print_summary(report)
-    print(f"report: {args.report}")
-    if not report["pass"]:
-        from gsmlp.validation.summary import failures
-
-        print(f"error: validation failed ({args.report}): {'; '.join(failures(report))}", file=sys.stderr)
-        return 1
-    return 0
