@@ -17,6 +17,7 @@ checkpoints and the exporter (which swaps `attn` for its own stand-in while trac
 from __future__ import annotations
 
 import contextlib
+import copy
 import warnings
 from collections.abc import Callable, Iterator
 
@@ -81,6 +82,14 @@ class OpSampling(nn.Module):
         self.op = op
         # A plain attribute, not a submodule: the module tree holds one sampling core per attention block.
         self.__dict__["transformers_module"] = original
+
+    def __deepcopy__(self, memo: dict) -> OpSampling:
+        # The torch op is a process-wide registration (torch.ops cannot be copied): the copy shares it, and
+        # gets its own copy of transformers' module, as a copied model would (the fp64 reference does this).
+        copied = OpSampling(self.op, copy.deepcopy(self.transformers_module, memo))
+        copied.train(self.training)
+        memo[id(self)] = copied
+        return copied
 
     def _op_can_run(self, value: torch.Tensor, *floats: torch.Tensor) -> bool:
         tensors = (value, *floats)

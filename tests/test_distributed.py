@@ -134,7 +134,7 @@ class Args:
     run = staticmethod(work)
 
 import gsmlp.cli as cli
-cli.build_parser = lambda: type("P", (), {"parse_args": staticmethod(lambda argv: Args)})()
+cli.build_parser = lambda **_: type("P", (), {"parse_args": staticmethod(lambda argv: Args)})()
 sys.exit(main([]))
 """
 

@@ -245,6 +245,38 @@ INPUTS = ("--model", "--masks-from", "--onnx", "--onnx-dense", "--onnx-gated", "
           "--images", "--eval-images", "--tolerances", "--plugin-lib", "--engine")  # fmt: skip
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def make_images(words: list[str]) -> None:
+    """The images an example names as plain words (`gsmlp detect ... photo.jpg holiday/`): a real COCO
+    JPEG for a file, and a folder of two images for a word that ends in `/`."""
+    for before, word in zip(words, words[1:], strict=False):
+        if word.startswith("-") or before.startswith("-") or os.path.exists(word):
+            continue  # an option, or an option's value: ensure() makes those
+        if word.endswith("/"):
+            _coco_images(2, Path(word))
+        elif word.lower().endswith(IMAGE_SUFFIXES):
+            folder = Path(f".{Path(word).name}-image")
+            _coco_images(1, folder)
+            Path(word).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(next(folder.iterdir()), word)
+            shutil.rmtree(folder)
+
+
+def _coco_images(count: int, folder: Path) -> None:
+    """`count` images of the COCO subset (generated ones where the subset is absent) into `folder`."""
+    real = sorted((coco_subset_dir() / "val2017").glob("*.jpg"))[:count]
+    if len(real) < count:
+        work = folder.parent / f".{folder.name}-split"
+        write_split(SplitSpec("tiny", count, seed=9), work, show_progress=False)
+        real = sorted((work / "images").iterdir())[:count]
+    folder.mkdir(parents=True, exist_ok=True)
+    for image in real:
+        shutil.copyfile(image, folder / image.name)
+    shutil.rmtree(folder.parent / f".{folder.name}-split", ignore_errors=True)
+
+
 def ensure(words: list[str], option: str, value: str) -> None:
     from gsmlp.data.shapes import SPLITS
 
@@ -279,6 +311,8 @@ def test_every_printed_example_works(example: Example, sandbox: Path, monkeypatc
     for option in INPUTS:
         for value in _values(words, option):
             ensure(words, option, value)
+    if words[0] == "gsmlp":
+        make_images(words)
     capsys.readouterr()
     if words[0] == "gsmlp":
         status = main(words[1:])

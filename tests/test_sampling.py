@@ -139,3 +139,22 @@ def test_gradients_fall_back_to_transformers_module() -> None:
     out = core(value, shapes, [(4, 4), (2, 2)], starts, locations, weights, 64)
     out.sum().backward()  # the op has no backward: transformers' module ran
     assert value.grad is not None
+
+
+def test_a_model_on_the_op_copies_and_its_float64_copy_samples_with_transformers() -> None:
+    """The fp64 reference of `gsmlp validate` deep-copies the model: the copy shares the op, and in float64
+    (which the kernels lack) it samples with its own copy of transformers' module."""
+    import copy
+
+    _op_or_skip()
+    model = gated_tiny("deformable-detr")
+    use_sampling(model, "op")
+    copied = copy.deepcopy(model).double()
+    assert sampling_in_use(copied) == OP_SAMPLING
+    pairs = zip(_cores(model), _cores(copied), strict=True)
+    assert all(a.transformers_module is not b.transformers_module for a, b in pairs)
+    pixel_values, pixel_mask = (torch.from_numpy(a) for a in random_inputs(1, 128, 128))
+    with torch.no_grad():
+        expected = model(pixel_values=pixel_values, pixel_mask=pixel_mask).logits
+        actual = copied(pixel_values=pixel_values.double(), pixel_mask=pixel_mask).logits
+    assert actual.dtype == torch.float64 and (actual - expected.double()).abs().max().item() <= MODEL_BOUND

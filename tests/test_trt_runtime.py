@@ -67,15 +67,19 @@ def test_read_metadata(tmp_path: Path) -> None:
 
 
 def test_plugin_library_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(GsmlpError, match="absent.so does not exist"):
+    with pytest.raises(GsmlpError, match="absent.so: no such file"):
         find_plugin_library(tmp_path / "absent.so")
     library = tmp_path / "libgsmlp_trt_plugin.so"
     library.write_bytes(b"")
+    with pytest.raises(GsmlpError, match="is not a shared library"):
+        find_plugin_library(library)
+    # The lookup reads only the ELF header (the loader reads the rest): an ELF shared object's first 18 bytes.
+    library.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + (3).to_bytes(2, "little"))
     assert find_plugin_library(library) == library.resolve()
     monkeypatch.setenv(PLUGIN_ENV, str(library))
     assert find_plugin_library(None) == library.resolve()
     monkeypatch.setenv(PLUGIN_ENV, str(tmp_path / "gone.so"))
-    with pytest.raises(GsmlpError, match=r"\$GSMLP_TRT_PLUGIN points at .*gone.so"):
+    with pytest.raises(GsmlpError, match=r"\$GSMLP_TRT_PLUGIN .*gone.so: no such file"):
         find_plugin_library(None)
 
 
