@@ -14,6 +14,9 @@ from gsmlp.model.sampling_choice import DEFAULT_SAMPLING
 
 # MGS's target when neither a target sparsity nor a target recall is asked for.
 DEFAULT_TARGET_SPARSITY = 0.9
+# The sweep's cache bound (calibration/feature_cache.py): 2 GiB holds the cached features of 150
+# Deformable-DETR-R50 images at 800 x 800, or of 3,300 DETR-R50 images.
+DEFAULT_SWEEP_CACHE_MB = 2048
 
 
 @dataclass
@@ -78,6 +81,7 @@ class CalibrationJob:
     analyze_only: bool = False  # statistics and analysis only, no gates
     reservoir: int = 20000  # recorded tokens per FFN
     sweep: str | None = None  # comma-separated sweep values; None: DEFAULT_SWEEP of the method
+    sweep_cache_mb: float = DEFAULT_SWEEP_CACHE_MB  # the sweep's feature cache bound; 0: no cache
     force: bool = False  # replace an output that is not an earlier calibrate output
     method: CalibrationOptions = field(default_factory=CalibrationOptions)
     torch_sampling: str = DEFAULT_SAMPLING  # Deformable DETR's sampling (gsmlp.model.sampling_choice)

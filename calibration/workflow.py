@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from gsmlp.calibration.analysis import analyze, write_analysis
 from gsmlp.calibration.choices import DEFAULT_SWEEP
+from gsmlp.calibration.feature_cache import MB, FeatureCache
 from gsmlp.calibration.images import image_batches, model_inputs
 from gsmlp.calibration.options import CalibrationJob, CalibrationOptions
 from gsmlp.calibration.pipeline import calibrate_model, refit_thresholds, set_thresholds
@@ -66,8 +67,11 @@ def _load(job: CalibrationJob) -> LoadedDetector:
     return load_detector(job.model, block_size=job.method.block_size, sampling=job.torch_sampling)
 
 
-def calibrate(job: CalibrationJob, group: Group = ONE_PROCESS) -> str:
+def calibrate(job: CalibrationJob, group: Group = ONE_PROCESS, detector: LoadedDetector | None = None) -> str:
     """Run the job; returns what was written ("analysis" or "checkpoint") into job.out.
+
+    detector: job.model as the caller loaded it (`gsmlp calibrate` loads through the CLI's one loader, as
+    every command does); None loads it here.
 
     Under torchrun every rank runs the job on its contiguous shard of the images: statistics are summed
     over ranks, gates train data-parallel on the merged reservoir, evaluations are scored once on rank 0,
@@ -77,7 +81,7 @@ def calibrate(job: CalibrationJob, group: Group = ONE_PROCESS) -> str:
     options = None if job.analyze_only else job.method
     values = sweep_values(job)
     with group.together("loading the model and data"):
-        detector = _load(job)
+        detector = detector if detector is not None else _load(job)
         if detector.gated is not None:
             raise GsmlpError(f"--model {job.model} is already a gated checkpoint; calibrate the dense model")
         # The data stage is imported on use, so that `gsmlp --help` never depends on it.
@@ -100,7 +104,10 @@ def calibrate(job: CalibrationJob, group: Group = ONE_PROCESS) -> str:
                 write_analysis(analyze(stats, collector.images, source), stats, folder)
         if options is None:
             return "analysis"
-        evaluate = functools.partial(_evaluate, detector, eval_set, job, group=group)
+        # The evaluations (dense, gated, each sweep point) see the same batches through the same backbone:
+        # with the cache it runs once per batch, and the sweep's points run only the transformer.
+        cache = FeatureCache(int(job.sweep_cache_mb * MB)) if job.sweep_cache_mb > 0 and eval_set else None
+        evaluate = functools.partial(_evaluate, detector, eval_set, job, group=group, cache=cache)
         dense_eval = _timed(timings, "eval_dense_s", lambda: evaluate("dense"))
         start = time.perf_counter()
         results = calibrate_model(detector.model, stats, options, group)
@@ -120,13 +127,22 @@ def calibrate(job: CalibrationJob, group: Group = ONE_PROCESS) -> str:
             )
             timings["threshold_refit_s"] = time.perf_counter() - start
         gated_eval = _timed(timings, "eval_gated_s", lambda: evaluate("gated"))
-        sweep = _sweep(detector, stats, results, eval_set, values, job, group) if eval_set else []
+        sweep = (
+            _timed(
+                timings,
+                "sweep_s",
+                lambda: _sweep(detector, stats, results, eval_set, values, job, group, cache),
+            )
+            if eval_set
+            else []
+        )
         with group.together("writing the checkpoint"):
             if group.is_main:
                 report = _report(
                     job, detector, collector, stats, results, dense_eval, gated_eval, sweep, timings
                 )
                 report["distributed"] = group.report(collector.images_per_rank or [collector.images])
+                report["sweep_cache"] = cache.summary() if cache is not None else None
                 write_report(report, folder)
                 _save_checkpoint(folder, detector, report)
     return "checkpoint"
@@ -169,17 +185,26 @@ def _timed(timings: dict, key: str, work):
 
 
 def _evaluate(
-    detector: LoadedDetector, dataset, job: CalibrationJob, label: str, group: Group = ONE_PROCESS
+    detector: LoadedDetector,
+    dataset,
+    job: CalibrationJob,
+    label: str,
+    group: Group = ONE_PROCESS,
+    cache: FeatureCache | None = None,
 ) -> dict | None:
     if dataset is None:
         return None
     from gsmlp.calibration.evaluation import evaluate
 
-    return evaluate(detector, dataset, limit=job.eval_limit, label=label, group=group)
+    with cache.installed(detector.model) if cache is not None else nullcontext():
+        return evaluate(detector, dataset, limit=job.eval_limit, label=label, group=group)
 
 
-def _sweep(detector, stats, results, eval_set, values, job: CalibrationJob, group: Group) -> list[dict]:
-    """AP and measured sparsity at each sweep value; the model's own thresholds are restored after."""
+def _sweep(
+    detector, stats, results, eval_set, values, job: CalibrationJob, group: Group, cache: FeatureCache | None
+) -> list[dict]:
+    """AP and measured sparsity at each sweep value; the model's own thresholds are restored after. With the
+    cache the points run only the transformer: the evaluations before them computed the rest."""
     points = []
     for value in values:
         if job.method.method == "sibs":
@@ -190,7 +215,7 @@ def _sweep(detector, stats, results, eval_set, values, job: CalibrationJob, grou
         else:
             set_thresholds(detector.model, results, value)
             probe = detector
-        measured = _evaluate(probe, eval_set, job, f"sweep {value}", group)
+        measured = _evaluate(probe, eval_set, job, f"sweep {value}", group, cache)
         points.append(
             {
                 "value": value,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -95,6 +96,18 @@ def set_mode(model: nn.Module, mode: Mode) -> None:
         raise GsmlpError("the model has no GatedSparseMLP layers; wrap it with wrap_ffns first")
     for _, layer in layers:
         layer.set_mode(mode)
+
+
+@contextlib.contextmanager
+def modes_kept(model: nn.Module) -> Iterator[None]:
+    """Every FFN's mode as it was on entry, again on exit: a stage that switches modes (validating a dense
+    file) leaves the loaded model as it found it, so one load serves every stage."""
+    modes = [(layer, layer.mode) for _, layer in gated_layers(model)]
+    try:
+        yield
+    finally:
+        for layer, mode in modes:
+            layer.mode = mode
 
 
 def reset_sparsity(model: nn.Module) -> None:

@@ -73,6 +73,22 @@ def test_calibrate_writes_checkpoint_report_and_plots(calibrated: Path) -> None:
     assert report["ffn_sparsity"]["encoder"] == pytest.approx(0.6, abs=0.15)
 
 
+def test_the_sweep_cache_changes_no_sweep_point(tiny_setup: dict[str, Path], calibrated: Path) -> None:
+    """The same calibration with the sweep's feature cache off: every point's AP and sparsity identical."""
+    out = tiny_setup["root"] / "gated-no-cache"
+    data = tiny_setup["data"]
+    eval_args = ["--eval-data", str(data / "annotations.json"), "--eval-images", str(data / "images")]
+    assert _calibrate(tiny_setup, out, "--method", "sibs+mgs", "--target-sparsity", "0.6", *eval_args,
+                      "--sweep", "0.3,0.6", "--sweep-cache-mb", "0") == 0  # fmt: skip
+    cached = json.loads((calibrated / "calibration.json").read_text())
+    uncached = json.loads((out / "calibration.json").read_text())
+    assert cached["sweep"] == uncached["sweep"]
+    # Four evaluations on the same batches (dense, gated, two points): the first computes, the rest hit.
+    batches = cached["sweep_cache"]["misses"]
+    assert batches > 0 and cached["sweep_cache"]["hits"] == 3 * batches
+    assert uncached["sweep_cache"] is None
+
+
 def _token_weighted_sparsity(report: dict) -> float:
     per_layer = report["ffn_sparsity"]["per_layer"]
     # All tiny FFNs have the same width, so the MAC weights are token counts.

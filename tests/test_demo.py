@@ -63,9 +63,17 @@ def test_tensorrt_backend_is_skipped_with_its_reason_where_tensorrt_is_missing()
     assert isinstance(reason, str) and "tensorrt" in reason.lower()
 
 
-def test_demo_at_tiny_scale(tmp_path: Path, capsys) -> None:
+def test_demo_at_tiny_scale(tmp_path: Path, capsys, monkeypatch) -> None:
+    from gsmlp.model import loaders
+
+    loads: list[str] = []
+    real_load = loaders._load
+    monkeypatch.setattr(
+        loaders, "_load", lambda spec, block_size: loads.append(str(spec)) or real_load(spec, block_size)
+    )
     out = tmp_path / "demo"
     status = main(["demo", "--out", str(out), *TINY])
+    assert len(loads) == len(set(loads)) == 2, loads  # the base model, then its checkpoint: once each
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert status == (0 if report["pass"] else 1)

@@ -10,7 +10,7 @@ from gsmlp.distributed import ONE_PROCESS, Group, shard_bounds
 from gsmlp.errors import GsmlpError
 from gsmlp.exporter.export import SAMPLING_KEY
 from gsmlp.model.sampling import sampling_in_use, transformers_sampling
-from gsmlp.model.wrap import reset_sparsity, set_mode, sum_sparsity
+from gsmlp.model.wrap import modes_kept, reset_sparsity, set_mode, sum_sparsity
 from gsmlp.validation.backends import OnnxFile, OnnxRuntimeBackend, PyTorchBackend, read_onnx_file
 from gsmlp.validation.coco_run import coco_batches, coco_evaluator
 from gsmlp.validation.gate_decisions import PinnedReference
@@ -155,7 +155,20 @@ def build_report(
     """ort_op: how ONNX Runtime computes GatedSparseMLP (gsmlp.runtime.ort_session.OP_CHOICES).
     reference_images: how many images the fp64 reference covers (None: all; gsmlp.validation.precision).
     group: under torchrun each rank takes a contiguous share of whole batches (the batches of one
-    process, so the parity is one process's); rank 0 returns the merged report, the others None."""
+    process, so the parity is one process's); rank 0 returns the merged report, the others None.
+    The model's FFN modes are restored on return, so one loaded model serves several files."""
+    with modes_kept(loaded.model):
+        return _build_report(
+            loaded, onnx_path, dataset, names, limit=limit, batch_size=batch_size, engine=engine,
+            plugin_lib=plugin_lib, tolerances=tolerances, ort_op=ort_op, reference_images=reference_images,
+            group=group,
+        )  # fmt: skip
+
+
+def _build_report(
+    loaded, onnx_path, dataset, names, *, limit, batch_size, engine, plugin_lib, tolerances, ort_op,
+    reference_images, group,
+) -> dict | None:  # fmt: skip
     path = str(onnx_path)
     onnx_file = read_onnx_file(onnx_path)  # the one read of the file: settings and session alike
     metadata, shape = _onnx_metadata(onnx_file, loaded)

@@ -17,6 +17,7 @@ from gsmlp.args import (
     data_inputs,
     field_defaults,
     from_args,
+    load_model_from_args,
     model_input,
 )
 from gsmlp.calibration.choices import DEFAULT_SWEEP, GATE_LAYERS, LABELS, METHODS, ORDERINGS
@@ -128,6 +129,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"sparsity curve; '' for none (defaults: MGS {DEFAULT_SWEEP['mgs']}, SIBS {DEFAULT_SWEEP['sibs']})",
     )
     method.add_argument(
+        "--sweep-cache-mb",
+        type=float,
+        default=JOB["sweep_cache_mb"],
+        metavar="MB",
+        help="with --eval-data: the evaluations (dense, gated, each sweep point) run the backbone and input "
+        "projections once per image and hold their outputs in up to MB of memory (images beyond it are "
+        "recomputed each time); 0 for no cache (default %(default)g; docs/SCALING.md gives MB per image)",
+    )
+    method.add_argument(
         "--seed", type=int, default=METHOD.seed, help="reservoir sampling and gate training seed"
     )
     parser.add_argument(
@@ -151,6 +161,7 @@ RANGES = {
     "gate_steps": POSITIVE,
     "reservoir": POSITIVE,
     "threshold_passes": Range(0),
+    "sweep_cache_mb": Range(0.0, 1 << 30),
     "seed": Range(0, MAX_SEED),
 }
 
@@ -185,7 +196,9 @@ def run(args: argparse.Namespace) -> int:
 
     job = check_args(args)
     with process_group() as group:
-        written = calibrate(job, group)
+        with group.together("loading the model"):
+            detector = load_model_from_args(args)
+        written = calibrate(job, group, detector)
         if not group.is_main:
             return 0
     if written == "analysis":
