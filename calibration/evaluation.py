@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from torch import nn
 
+from gsmlp.calibration.feature_cache import FeatureCache
 from gsmlp.data.coco import CocoDataset
 from gsmlp.data.evaluate import coco_metrics, detect
 from gsmlp.distributed import ONE_PROCESS, Group
@@ -18,16 +21,20 @@ def evaluate(
     limit: int | None = None,
     label: str = "",
     group: Group = ONE_PROCESS,
+    cache: FeatureCache | None = None,
 ) -> dict:
     """{"metrics": COCO metrics in points, "sparsity": sparsity_report, "macs": mac_ratios}, the same on
-    every rank: each rank runs its shard of the images, rank 0 scores all of them once."""
+    every rank: each rank runs its shard of the images, rank 0 scores all of them once. With a cache the
+    backbone and input projections run once per batch over every evaluation that shares it."""
     model = detector.model
     reset_sparsity(model)
     desc = f"evaluating {label}".strip()
     with group.together(desc):
         ids = dataset.image_ids if limit is None else dataset.image_ids[:limit]
         shard = dataset.subset(group.shard(ids))
-        found, _ = detect(detector, shard, batch_size, None, desc=desc, progress_bar=group.is_main)
+        batches = cache.batches if cache is not None else None
+        with cache.installed(model) if cache is not None else contextlib.nullcontext():
+            found, _ = detect(detector, shard, batch_size, None, desc, group.is_main, batches)
     sum_sparsity(model, group)
     gathered = group.gather(found)
     with group.together(f"scoring ({desc})"):

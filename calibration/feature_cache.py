@@ -1,14 +1,18 @@
-"""The sweep's cache: what a batch computes before the transformer, computed once per batch.
+"""The sweep's cache: what an evaluation computes before the transformer, computed once per batch.
 
-`calibrate --eval-data` evaluates the model at every sweep point on the same batches. The backbone and the
-input projections do not depend on the sparsity target (gating acts on the transformer's FFNs only), so the
-first point records their outputs per batch and every later point reuses them, running only the transformer.
+`calibrate --eval-data` evaluates the model on the same batches many times: dense, gated, and at every sweep
+point. Reading, decoding and preprocessing the images, the backbone and the input projections do not depend
+on the sparsity target (gating acts on the transformer's FFNs only), so the first evaluation records them
+per batch, and every later one reads the recorded batches and runs only the transformer.
 
-What is held per batch: the projections' outputs (`d_model` channels per feature level) and the backbone's
-masks. The backbone's feature maps reach only the projections, and the position embeddings, which read their
-shape: a hit hands on zero-stride stand-ins of their shape, so they cost no memory. A batch is a hit only
-where its whole record is held; the cache is bounded in bytes, and batches beyond the bound are computed as
-without it. Keys are the batch's pixels and mask (a BLAKE2 digest), so a different batch can never hit.
+What is held per batch: the projections' outputs (`d_model` channels per feature level), the backbone's
+(downsampled) masks, and the batch's image ids and sizes. The pixels and the backbone's feature maps reach
+only the backbone and the projections, and otherwise only their shapes are read: a hit hands on zero-stride
+stand-ins of their shape, which hold no memory, and the pixel mask is rebuilt from the image sizes.
+
+The cache is bounded in bytes. A batch beyond the bound is computed as without the cache; a whole pass
+whose batches are all held is replayed without opening an image. Batches are keyed by their image ids and a
+pass by the dataset, batch size, limit and preprocessing, so a different batch can never hit.
 
 Memory per image (float32): DETR `d_model * H/32 * W/32 * 4` bytes (DETR-R50 at 800 x 800: 0.64 MB);
 Deformable DETR the same over its levels (H/8 ... H/64: Deformable-DETR-R50 at 800 x 800: 13.6 MB).
@@ -17,8 +21,8 @@ Deformable DETR the same over its levels (H/8 ... H/64: Deformable-DETR-R50 at 8
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -26,8 +30,26 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 
 from gsmlp.calibration.options import DEFAULT_SWEEP_CACHE_MB
+from gsmlp.model.processing import Batch, PreprocessConfig, pixel_mask_for, preprocess
 
 MB = 1 << 20
+BatchKey = tuple[int, ...]
+
+
+@dataclass
+class _Held:
+    """One batch as a hit replays it: the batch with stand-in pixels, and what the cached modules returned."""
+
+    batch: Batch
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """A pass whose every batch is held: their keys in order, and the images it found unreadable."""
+
+    keys: list[BatchKey]
+    unreadable: list[str]
 
 
 class FeatureCache:
@@ -36,13 +58,15 @@ class FeatureCache:
 
     def __init__(self, max_bytes: int = DEFAULT_SWEEP_CACHE_MB * MB) -> None:
         self.max_bytes = max_bytes
-        self.records: dict[bytes, dict[str, Any]] = {}
+        self.records: dict[BatchKey, _Held] = {}
+        self.passes: dict[tuple, _Pass] = {}
         self.bytes = 0
         self.hits = 0
         self.misses = 0
         self.uncached = 0  # batches computed without being held: beyond the bound
         self._hit: dict[str, Any] | None = None
         self._recording: dict[str, Any] | None = None
+        self._installed = 0
 
     def summary(self) -> dict:
         """What the report records: batches held, hits, misses, bytes held and the bound."""
@@ -57,45 +81,80 @@ class FeatureCache:
 
     @contextlib.contextmanager
     def installed(self, model: nn.Module) -> Iterator[None]:
-        """Serve `model`'s backbone and input projections from the cache while inside; restore them after."""
+        """Serve `model`'s backbone and input projections from the cache inside `batches`' passes."""
         core = getattr(model, "model", model)
         modules = {"backbone": core.backbone, **_projections(core)}
-        handles = [
-            model.register_forward_pre_hook(self._begin, with_kwargs=True),
-            model.register_forward_hook(self._end, always_call=True),
-        ]
         for name, module in modules.items():
             module.forward = self._serving(name, module.forward)  # an instance attribute shadows the class's
+        self._installed += 1
         try:
             yield
         finally:
-            for handle in handles:
-                handle.remove()
+            self._installed -= 1
             for module in modules.values():
                 del module.forward
 
-    def _begin(self, _model: nn.Module, args: tuple, kwargs: dict) -> None:
-        pixel_values = kwargs.get("pixel_values", args[0] if args else None)
-        pixel_mask = kwargs.get("pixel_mask", args[1] if len(args) > 1 else None)
-        key = _batch_key(pixel_values, pixel_mask)
-        self._hit = self.records.get(key)
-        self._recording = None if self._hit is not None else {"key": key}
-        if self._hit is not None:
-            self.hits += 1
-        else:
-            self.misses += 1
-
-    def _end(self, *_: Any) -> None:
-        recording, self._recording, self._hit = self._recording, None, None
-        if recording is None or "backbone" not in recording:
+    def batches(
+        self, dataset, batch_size: int, limit: int | None, config: PreprocessConfig
+    ) -> Iterator[tuple[BatchKey, Batch]]:
+        """(image ids, batch) of `dataset.batches` after preprocessing, for a model this cache is installed
+        on: the model call made before the next item is served from the cache or recorded into it."""
+        if not self._installed:
+            # A hit's pixels are stand-ins: a model without the cache's modules would compute on them.
+            raise RuntimeError("FeatureCache.batches needs the cache installed on the model it feeds")
+        signature = (str(dataset.image_dir), tuple(dataset.image_ids), batch_size, limit, config)
+        held = self.passes.get(signature)
+        if held is not None:
+            yield from self._replay(held, dataset)
             return
-        key = recording.pop("key")
-        recording["backbone"] = _stand_ins(recording["backbone"])
+        keys, complete = [], True
+        for items in dataset.batches(batch_size, limit):
+            key = tuple(image_id for image_id, _ in items)
+            if key in self.records:
+                yield from self._serve(key)
+            else:
+                batch = preprocess([image for _, image in items], config)
+                yield from self._record(key, batch)
+            keys.append(key)
+            complete &= key in self.records
+        if complete:
+            self.passes[signature] = _Pass(keys, list(dataset.unreadable))
+
+    def _replay(self, held: _Pass, dataset) -> Iterator[tuple[BatchKey, Batch]]:
+        dataset.unreadable.extend(name for name in held.unreadable if name not in dataset.unreadable)
+        for key in held.keys:
+            yield from self._serve(key)
+
+    def _serve(self, key: BatchKey) -> Iterator[tuple[BatchKey, Batch]]:
+        record = self.records[key]
+        self.hits += 1
+        batch = record.batch
+        self._hit = record.outputs
+        try:
+            yield key, replace(batch, pixel_mask=pixel_mask_for(batch.resized_sizes, batch.pixel_mask.shape))
+        finally:
+            self._hit = None
+
+    def _record(self, key: BatchKey, batch: Batch) -> Iterator[tuple[BatchKey, Batch]]:
+        self.misses += 1
+        self._recording = recording = {}
+        try:
+            yield key, batch
+        finally:
+            self._recording = None
+        if "backbone" not in recording:
+            return  # the model was not called on this batch
+        recording["backbone"] = [
+            (_stand_in(feature_map), mask) for feature_map, mask in recording["backbone"]
+        ]
         size = sum(t.numel() * t.element_size() for t in tree_leaves(recording) if _holds_memory(t))
         if self.bytes + size > self.max_bytes:
             self.uncached += 1
             return
-        self.records[key] = recording
+        held_batch = replace(
+            batch, pixel_values=_stand_in(batch.pixel_values), pixel_mask=_stand_in(batch.pixel_mask)
+        )
+        self.records[key] = _Held(held_batch, recording)
         self.bytes += size
 
     def _serving(self, name: str, forward):
@@ -119,26 +178,10 @@ def _projections(core: nn.Module) -> dict[str, nn.Module]:
     raise TypeError(f"{type(core).__name__} has neither input_proj levels nor an input_projection")
 
 
-def _batch_key(pixel_values: torch.Tensor, pixel_mask: torch.Tensor | None) -> bytes:
-    digest = hashlib.blake2b(digest_size=16)
-    for tensor in (pixel_values, pixel_mask):
-        if tensor is None:
-            digest.update(b"none")
-            continue
-        digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
-    return digest.digest()
-
-
-def _stand_ins(features: list) -> list:
-    """The backbone's (feature map, mask) pairs with each map replaced by a zero-stride tensor of its shape
-    and dtype: on a hit the projections are served from the cache, and the rest reads only the shape."""
-    return [(_stand_in(feature_map), mask) for feature_map, mask in features]
-
-
 def _stand_in(tensor: torch.Tensor) -> torch.Tensor:
+    """A tensor of `tensor`'s shape, dtype and device that holds no memory (every stride 0)."""
     return torch.zeros((), dtype=tensor.dtype, device=tensor.device).expand(tensor.shape)
 
 
 def _holds_memory(value: Any) -> bool:
-    return isinstance(value, torch.Tensor) and 0 not in value.stride()
+    return isinstance(value, torch.Tensor) and (value.dim() == 0 or any(value.stride()))

@@ -196,8 +196,7 @@ def _evaluate(
         return None
     from gsmlp.calibration.evaluation import evaluate
 
-    with cache.installed(detector.model) if cache is not None else nullcontext():
-        return evaluate(detector, dataset, limit=job.eval_limit, label=label, group=group)
+    return evaluate(detector, dataset, limit=job.eval_limit, label=label, group=group, cache=cache)
 
 
 def _sweep(

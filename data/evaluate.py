@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,7 +17,7 @@ from gsmlp.errors import GsmlpError
 
 if TYPE_CHECKING:
     from gsmlp.model.detector import LoadedDetector
-    from gsmlp.model.processing import Detections
+    from gsmlp.model.processing import Batch, Detections, PreprocessConfig
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # COCOeval.stats[0:6], in this order
 
@@ -87,29 +88,43 @@ def detect(
     limit: int | None,
     desc: str = "evaluating",
     progress_bar: bool = True,
+    batches: Callable[..., Iterator[tuple[tuple[int, ...], Batch]]] | None = None,
 ) -> tuple[dict[int, Detections], float]:
-    """Run the detector over the dataset: ({image_id: Detections}, seconds spent in the model itself)."""
+    """Run the detector over the dataset: ({image_id: Detections}, seconds spent in the model itself).
+
+    batches: what yields (image ids, preprocessed batch) for (dataset, batch_size, limit, preprocess
+    config); default: the dataset's images, preprocessed (the sweep's cache serves recorded ones)."""
     import torch
     from tqdm import tqdm
 
-    from gsmlp.model.processing import nonfinite_outputs, postprocess, preprocess
+    from gsmlp.model.processing import nonfinite_outputs, postprocess
 
     detections, model_seconds = {}, 0.0
     bar = tqdm(total=dataset.count(limit), desc=desc, unit="img", disable=not progress_bar)
+    source = (batches or preprocessed_batches)(dataset, batch_size, limit, detector.preprocess)
     with bar as progress, torch.no_grad():
-        for items in dataset.batches(batch_size, limit):
-            batch = preprocess([image for _, image in items], detector.preprocess)
+        for ids, batch in source:
             started = time.perf_counter()
             outputs = detector.model(pixel_values=batch.pixel_values, pixel_mask=batch.pixel_mask)
             model_seconds += time.perf_counter() - started
             broken = nonfinite_outputs({"logits": outputs.logits, "pred_boxes": outputs.pred_boxes})
             if broken:
-                names = ", ".join(dataset.image_path(image_id).name for image_id, _ in items)
+                names = ", ".join(dataset.image_path(image_id).name for image_id in ids)
                 raise GsmlpError(
                     f"{detector.source} produced non-finite outputs on {names}: {broken}; nothing was "
                     "scored (are the weights or the preprocessing settings broken?)"
                 )
             found = postprocess(outputs.logits, outputs.pred_boxes, batch, detector.family)
-            detections.update(zip((image_id for image_id, _ in items), found, strict=True))
-            progress.update(len(items))
+            detections.update(zip(ids, found, strict=True))
+            progress.update(len(ids))
     return detections, model_seconds
+
+
+def preprocessed_batches(
+    dataset: CocoDataset, batch_size: int, limit: int | None, config: PreprocessConfig
+) -> Iterator[tuple[tuple[int, ...], Batch]]:
+    """(image ids, preprocessed batch) over `dataset.batches(batch_size, limit)`."""
+    from gsmlp.model.processing import preprocess
+
+    for items in dataset.batches(batch_size, limit):
+        yield tuple(image_id for image_id, _ in items), preprocess([image for _, image in items], config)

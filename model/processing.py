@@ -135,11 +135,17 @@ def preprocess(images: Sequence[Image.Image], config: PreprocessConfig) -> Batch
     height = _round_up(max(h for h, _ in resized), config.pad_multiple)
     width = _round_up(max(w for _, w in resized), config.pad_multiple)
     pixel_values = torch.zeros(len(images), 3, height, width)
-    pixel_mask = torch.zeros(len(images), height, width, dtype=torch.int64)
     for index, (image, (h, w)) in enumerate(zip(images, resized, strict=True)):
         pixel_values[index, :, :h, :w] = _to_tensor(image, (h, w), config)
+    return Batch(pixel_values, pixel_mask_for(resized, (len(images), height, width)), original, resized)
+
+
+def pixel_mask_for(resized_sizes: Sequence[tuple[int, int]], shape: Sequence[int]) -> torch.Tensor:
+    """[B, H, W] int64: 1 over each image's resized area (top left), 0 where the batch pads it."""
+    pixel_mask = torch.zeros(tuple(shape), dtype=torch.int64)
+    for index, (h, w) in enumerate(resized_sizes):
         pixel_mask[index, :h, :w] = 1
-    return Batch(pixel_values, pixel_mask, original, resized)
+    return pixel_mask
 
 
 def postprocess(
