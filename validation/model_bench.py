@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from gsmlp.errors import GsmlpError
+from gsmlp.model.detector import LoadedDetector
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.processing import PreprocessConfig
 
@@ -219,8 +220,15 @@ def fit_to_canvas(preprocess: PreprocessConfig, height: int, width: int) -> Prep
     )
 
 
-def run_model_bench(options: ModelBenchOptions, progress: Callable[[], None] = lambda: None) -> dict:
-    """Time every backend's dense and gated detector on the same preprocessed images; the report dict."""
+def run_model_bench(
+    options: ModelBenchOptions,
+    progress: Callable[[], None] = lambda: None,
+    loaded: LoadedDetector | None = None,
+) -> dict:
+    """Time every backend's dense and gated detector on the same preprocessed images; the report dict.
+
+    loaded: options.model as the caller loaded it (`gsmlp bench model` loads through the CLI's loader, as
+    every command does); None loads it here."""
     from gsmlp.data.coco import resolve_dataset
     from gsmlp.model.loaders import load_detector
     from gsmlp.validation.coco_run import coco_batches
@@ -229,7 +237,7 @@ def run_model_bench(options: ModelBenchOptions, progress: Callable[[], None] = l
     if options.threads:
         torch.set_num_threads(options.threads)
     options.threads = torch.get_num_threads()  # the same count for ONNX Runtime's intra-op threads
-    loaded = load_detector(options.model)
+    loaded = loaded if loaded is not None else load_detector(options.model)
     edge = loaded.preprocess.longest_edge
     height, width = options.height or edge, options.width or edge
     preprocess = fit_to_canvas(loaded.preprocess, height, width)

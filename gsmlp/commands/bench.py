@@ -22,6 +22,7 @@ from gsmlp.args import (
     add_force_argument,
     check_ranges,
     data_inputs,
+    load_model_from_args,
     model_input,
 )
 from gsmlp.errors import GsmlpError
@@ -391,8 +392,9 @@ def _run_model(args: argparse.Namespace) -> int:
     plan.check({"--model": model_input(args.model), **data_inputs(args.data, args.images),
                 "--onnx-dense": args.onnx_dense, "--onnx-gated": args.onnx_gated,
                 "--onnx-baseline": args.onnx_baseline})  # fmt: skip
+    loaded = load_model_from_args(args)
     with tqdm(total=args.limit, desc="bench model", unit="image") as bar:
-        report = run_model_bench(options, progress=bar.update)
+        report = run_model_bench(options, progress=bar.update, loaded=loaded)
     report["machine"] = _machine()
     print_model_table(report)
     write_json_atomic(args.report, report)
