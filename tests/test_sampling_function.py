@@ -8,49 +8,21 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from onnx import TensorProto, helper
 from transformers.models.deformable_detr.modeling_deformable_detr import MultiScaleDeformableAttention
 
 from gsmlp.exporter.sampling_function import multi_scale_deformable_attention_function, sampling_levels
-from gsmlp.op_identity import (
-    DOMAIN,
-    DOMAIN_VERSION,
-    MSDA_INPUTS,
-    MSDA_OP_TYPE,
-    MSDA_OUTPUTS,
-    ONNX_OPSET,
-    PLUGIN_NAMESPACE,
-    PLUGIN_VERSION,
-)
+from gsmlp.op_identity import DOMAIN, MSDA_OP_TYPE
+from gsmlp.validation.msda_bench import op_model
 
 # The contract's bound between an implementation and transformers' module (fp32).
 BOUND = 1e-5
 R50_LEVELS = [(100, 100), (50, 50), (25, 25), (13, 13)]
 
 
-def one_node_model(levels: int, float_type: int = TensorProto.FLOAT) -> onnx.ModelProto:
-    """value, spatial_shapes, level_start_index, sampling_locations, attention_weights -> output."""
-    ranks = (4, 2, 1, 6, 5)
-    types = (float_type, TensorProto.INT32, TensorProto.INT32, float_type, float_type)
-    inputs = [
-        helper.make_tensor_value_info(name, elem, [None] * rank)
-        for name, elem, rank in zip(MSDA_INPUTS, types, ranks, strict=True)
-    ]
-    output = helper.make_tensor_value_info(MSDA_OUTPUTS[0], float_type, [None] * 3)
-    node = helper.make_node(
-        MSDA_OP_TYPE,
-        list(MSDA_INPUTS),
-        list(MSDA_OUTPUTS),
-        domain=DOMAIN,
-        plugin_version=PLUGIN_VERSION,
-        plugin_namespace=PLUGIN_NAMESPACE,
-    )
-    model = helper.make_model(
-        helper.make_graph([node], "msda", inputs, [output]),
-        opset_imports=[helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
-        functions=[multi_scale_deformable_attention_function(levels)],
-        ir_version=9,  # what the exporter writes (opset 17); onnxruntime 1.31 reads up to IR 13
-    )
+def one_node_model(levels: int, dtype: str = "fp32") -> onnx.ModelProto:
+    """value, spatial_shapes, level_start_index, sampling_locations, attention_weights -> output: the
+    node as the exporter writes it, with its local function (the bench's model), checked in full."""
+    model = op_model(levels, dtype)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -134,7 +106,7 @@ def test_fp16_body_samples_in_float32() -> None:
     inputs = attention_case(levels)
     rounded = [t.half().float() if t.is_floating_point() else t for t in inputs]
     expected = transformers_reference(*rounded).numpy()
-    actual = run_body(one_node_model(len(levels), TensorProto.FLOAT16), *rounded, dtype=np.float16)
+    actual = run_body(one_node_model(len(levels), "fp16"), *rounded, dtype=np.float16)
     assert actual.dtype == np.float16
     # float32 inside, one rounding of the output: within half an fp16 ulp of |output| <= 4, plus fp32 noise.
     assert np.abs(actual.astype(np.float32) - expected).max() <= 2**-10 + BOUND

@@ -114,7 +114,7 @@ def op_model(levels: int, dtype: str = "fp32", function: bool = True) -> onnx.Mo
         helper.make_tensor_value_info(name, elem, [f"{name}_{i}" for i in range(rank)])
         for name, elem, rank in zip(MSDA_INPUTS, types, ranks, strict=True)
     ]
-    output = helper.make_tensor_value_info(MSDA_OUTPUTS[0], float_type, None)
+    output = helper.make_tensor_value_info(MSDA_OUTPUTS[0], float_type, ["batch", "queries", "channels"])
     node = helper.make_node(
         MSDA_OP_TYPE, list(MSDA_INPUTS), list(MSDA_OUTPUTS), domain=DOMAIN, name="msda",
         plugin_version=PLUGIN_VERSION, plugin_namespace=PLUGIN_NAMESPACE,
