@@ -17,20 +17,16 @@ def _coco(coco_subset: Path) -> list[str]:
             "--images", str(coco_subset / "val2017")]  # fmt: skip
 
 
+def _bench(checkpoint: Path, coco_subset: Path, limit: int) -> list[str]:
+    """`gsmlp bench model` on the checkpoint and the first `limit` COCO images, the first one untimed."""
+    return ["bench", "model", "--model", str(checkpoint), *_coco(coco_subset), "--limit", str(limit),
+            "--warmup", "1"]  # fmt: skip
+
+
 def test_bench_model_times_dense_and_gated_per_backend(coco_subset: Path, tmp_path: Path, capsys) -> None:
     checkpoint = gated_checkpoint(tmp_path, "detr")
     report_path = tmp_path / "out" / "bench.json"
-    argv = [
-        "bench",
-        "model",
-        "--model",
-        str(checkpoint),
-        *_coco(coco_subset),
-        "--limit",
-        "3",
-        "--warmup",
-        "1",
-    ]
+    argv = _bench(checkpoint, coco_subset, limit=3)
     argv += ["--threads", "1", "--ort-threading", "both", "--report", str(report_path)]
     assert main(argv) == 0
     report = json.loads(report_path.read_text())
@@ -56,17 +52,7 @@ def test_bench_model_uses_given_files(coco_subset: Path, tmp_path: Path) -> None
     assert main(["export", "--model", str(checkpoint), "--out", str(gated), *size]) == 0
     assert main(["export", "--model", str(checkpoint), "--out", str(dense), "--dense", *size]) == 0
     report_path = tmp_path / "bench.json"
-    argv = [
-        "bench",
-        "model",
-        "--model",
-        str(checkpoint),
-        *_coco(coco_subset),
-        "--limit",
-        "2",
-        "--warmup",
-        "1",
-    ]
+    argv = _bench(checkpoint, coco_subset, limit=2)
     argv += ["--backends", "onnxruntime", "--onnx-dense", str(dense), "--onnx-gated", str(gated)]
     assert main([*argv, "--ort-op", "function", "--report", str(report_path)]) == 0
     report = json.loads(report_path.read_text())
@@ -105,17 +91,7 @@ def test_bench_model_deformable_times_the_baseline_without_the_sampling_op(
         pytest.skip(f"the gsmlp torch sampling op cannot run here: {_torch_op()[1]}")
     checkpoint = gated_checkpoint(tmp_path, "deformable-detr")
     report_path = tmp_path / "bench.json"
-    argv = [
-        "bench",
-        "model",
-        "--model",
-        str(checkpoint),
-        *_coco(coco_subset),
-        "--limit",
-        "2",
-        "--warmup",
-        "1",
-    ]
+    argv = _bench(checkpoint, coco_subset, limit=2)
     assert main([*argv, "--threads", "1", "--report", str(report_path)]) == 0
     backends = json.loads(report_path.read_text())["backends"]
     samplings = {
