@@ -34,6 +34,12 @@ def _leftovers(folder: Path, name: str) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{name}."))
 
 
+def _staging(folder: Path, name: str) -> bool:
+    """Whether the run's output folder is being written: its temporary folder, which lives until the run
+    publishes (not the writability probe, a `.tmp` file that lives for microseconds)."""
+    return any(p.is_dir() and p.name.endswith(".tmp") for p in folder.iterdir() if p.name.startswith(f".{name}."))
+
+
 def test_a_full_disk_publishes_no_part_of_a_report_set(ws: Path, tmp_path: Path) -> None:
     """The file that no longer fits fails the run; no file of the new set is published, the earlier set
     stays byte for byte, and no temporary is left (the kernel's own EFBIG, under RLIMIT_FSIZE)."""
@@ -61,7 +67,7 @@ def test_sigkill_leaves_temporaries_that_the_next_run_removes(ws: Path) -> None:
     argv = [*CALIBRATE, "--gate-steps", "100000", "--out", "killed"]
     process = gsmlp_process(argv, ws, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: any(n.endswith(".tmp") for n in _leftovers(ws, "killed")), process)
+        wait_for(lambda: _staging(ws, "killed"), process)
         process.send_signal(signal.SIGKILL)  # uncatchable: nothing of gsmlp's cleans up
         process.wait(timeout=60)
     finally:
@@ -78,7 +84,7 @@ def test_a_second_run_onto_the_same_output_is_refused_naming_the_first(ws: Path)
     argv = [*CALIBRATE, "--gate-steps", "100000", "--out", "busy"]
     first = gsmlp_process(argv, ws, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: any(n.endswith(".tmp") for n in _leftovers(ws, "busy")), first)
+        wait_for(lambda: _staging(ws, "busy"), first)
         assert first.poll() is None, first.stderr.read()
         temporaries = _leftovers(ws, "busy")
         second = run_gsmlp([*CALIBRATE, "--gate-steps", "5", "--out", "busy"], ws)
