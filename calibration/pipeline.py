@@ -19,6 +19,7 @@ from gsmlp.calibration.permutation import block_sizes, neuron_order, oracle_bloc
 from gsmlp.calibration.sibs import prune_layer
 from gsmlp.calibration.statistics import LayerStatistics, StatisticsCollector
 from gsmlp.calibration.thresholds import (
+    SparsityLadder,
     gated_sparsity,
     neuron_recall,
     threshold_for_recall,
@@ -51,6 +52,8 @@ class LayerResult:
     dense_ffn_macs: int = 0
     heldout_logits: torch.Tensor | None = field(default=None, repr=False)
     heldout_fired: torch.Tensor | None = field(default=None, repr=False)
+    # The held-out logits sorted, for the logits they were sorted from (a refit replaces those).
+    _ladder: tuple[torch.Tensor, SparsityLadder] | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> dict:
         keys = (
@@ -60,8 +63,10 @@ class LayerResult:
         return {key: getattr(self, key) for key in keys}
 
     def threshold_for(self, target_sparsity: float) -> float:
-        sizes = block_sizes(self.hidden, self.block_size)
-        return threshold_for_sparsity(self.heldout_logits, sizes, self.dense_hidden, target_sparsity)
+        if self._ladder is None or self._ladder[0] is not self.heldout_logits:
+            sizes = block_sizes(self.hidden, self.block_size)
+            self._ladder = (self.heldout_logits, SparsityLadder.of(self.heldout_logits, sizes))
+        return self._ladder[1].threshold(self.dense_hidden, target_sparsity)
 
 
 def calibrate_model(

@@ -10,6 +10,8 @@ sit on a calibration token's logit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 
@@ -22,15 +24,33 @@ def _cut(sorted_logits: torch.Tensor, kept: int) -> float:
     return 0.5 * (float(sorted_logits[kept - 1]) + float(sorted_logits[kept]))
 
 
+@dataclass(frozen=True)
+class SparsityLadder:
+    """The logits sorted once, with the neurons that each prefix of them computes: a sweep asks one layer
+    for a threshold at every point, and sorting its held-out logits once serves them all."""
+
+    values: torch.Tensor  # every (token, block) logit, descending
+    computed: torch.Tensor  # float64 neurons computed by keeping values[: i + 1]
+    tokens: int
+
+    @classmethod
+    def of(cls, logits: torch.Tensor, sizes: torch.Tensor) -> SparsityLadder:
+        """logits [N, NB]; sizes [NB] neurons per block."""
+        values, order = logits.flatten().sort(descending=True)
+        weights = sizes.to(torch.float64).expand_as(logits).flatten()[order]
+        return cls(values, weights.cumsum(0), logits.shape[0])
+
+    def threshold(self, dense_hidden: int, target: float) -> float:
+        """The threshold that computes the most blocks within (1 - target) * dense_hidden per token."""
+        budget = (1.0 - target) * dense_hidden * self.tokens
+        return _cut(self.values, int((self.computed <= budget + 1e-9).sum()))
+
+
 def threshold_for_sparsity(
     logits: torch.Tensor, sizes: torch.Tensor, dense_hidden: int, target: float
 ) -> float:
     """logits [N, NB]; sizes [NB] neurons per block. Computes the most blocks within the budget."""
-    budget = (1.0 - target) * dense_hidden * logits.shape[0]
-    values, order = logits.flatten().sort(descending=True)
-    weights = sizes.to(torch.float64).expand_as(logits).flatten()[order]
-    kept = int((weights.cumsum(0) <= budget + 1e-9).sum())
-    return _cut(values, kept)
+    return SparsityLadder.of(logits, sizes).threshold(dense_hidden, target)
 
 
 def threshold_for_recall(logits: torch.Tensor, fired: torch.Tensor, target: float) -> float:

@@ -3,12 +3,16 @@ calibrate, evaluate, sweep, write. It takes a CalibrationJob; the command line o
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from torch import nn
 
 from gsmlp.calibration.analysis import analyze, write_analysis
 from gsmlp.calibration.choices import DEFAULT_SWEEP
@@ -23,8 +27,10 @@ from gsmlp.errors import GsmlpError
 from gsmlp.io import atomic_directory
 from gsmlp.model.checkpoint import GSMLP_META, save_gated
 from gsmlp.model.detector import LoadedDetector
+from gsmlp.model.gated_mlp import GatedSparseMLP
+from gsmlp.model.kernel_hook import install as install_kernel
 from gsmlp.model.loaders import load_detector
-from gsmlp.model.wrap import gated_layers, set_mode
+from gsmlp.model.wrap import gated_layers, gated_slots, set_mode
 from gsmlp.paths import folder_output
 
 if TYPE_CHECKING:  # the data stage is imported where a dataset is read (see calibrate)
@@ -109,6 +115,8 @@ def calibrate(job: CalibrationJob, group: Group = ONE_PROCESS, detector: LoadedD
         cache = FeatureCache(int(job.sweep_cache_mb * MB)) if job.sweep_cache_mb > 0 and eval_set else None
         evaluate = functools.partial(_evaluate, detector, eval_set, job, group=group, cache=cache)
         dense_eval = _timed(timings, "eval_dense_s", lambda: evaluate("dense"))
+        # A SIBS sweep prunes the dense FFNs afresh at each point: copies of them, taken before calibrating.
+        dense_ffns = _ffn_copies(detector.model) if eval_set and options.method == "sibs" else None
         start = time.perf_counter()
         results = calibrate_model(detector.model, stats, options, group)
         timings["calibrate_s"] = time.perf_counter() - start
@@ -126,12 +134,15 @@ def calibrate(job: CalibrationJob, group: Group = ONE_PROCESS, detector: LoadedD
                 first_image,
             )
             timings["threshold_refit_s"] = time.perf_counter() - start
+        # The gated evaluations measure what a gated checkpoint computes: through the kernel op where it is
+        # built, as a loaded checkpoint runs (the PyTorch reference computes every neuron, then masks).
+        install_kernel(detector.model)
         gated_eval = _timed(timings, "eval_gated_s", lambda: evaluate("gated"))
         sweep = (
             _timed(
                 timings,
                 "sweep_s",
-                lambda: _sweep(detector, stats, results, eval_set, values, job, group, cache),
+                lambda: _sweep(detector, stats, results, eval_set, values, job, group, cache, dense_ffns),
             )
             if eval_set
             else []
@@ -200,21 +211,28 @@ def _evaluate(
 
 
 def _sweep(
-    detector, stats, results, eval_set, values, job: CalibrationJob, group: Group, cache: FeatureCache | None
+    detector,
+    stats,
+    results,
+    eval_set,
+    values,
+    job: CalibrationJob,
+    group: Group,
+    cache: FeatureCache | None,
+    dense_ffns: dict[str, GatedSparseMLP] | None,
 ) -> list[dict]:
-    """AP and measured sparsity at each sweep value; the model's own thresholds are restored after. With the
-    cache the points run only the transformer: the evaluations before them computed the rest."""
+    """AP and measured sparsity at each sweep value; the model's own thresholds (MGS) or FFNs (SIBS) are
+    restored after. With the cache the points run only the transformer: the evaluations before them
+    computed the rest. SIBS prunes copies of `dense_ffns` in the detector's slots: one model, loaded once."""
     points = []
     for value in values:
-        if job.method.method == "sibs":
-            # A fresh load, not a deepcopy: the padding fix's hooks share state with the model they were
-            # installed on, so a deep-copied detector computes with the original's pixel mask.
-            probe = _load(job)
-            calibrate_model(probe.model, stats, CalibrationOptions(method="sibs", epsilon=value))
+        if dense_ffns is not None:
+            with _ffns_in_place(detector.model, _copied(dense_ffns)):
+                calibrate_model(detector.model, stats, CalibrationOptions(method="sibs", epsilon=value))
+                measured = _evaluate(detector, eval_set, job, f"sweep {value}", group, cache)
         else:
             set_thresholds(detector.model, results, value)
-            probe = detector
-        measured = _evaluate(probe, eval_set, job, f"sweep {value}", group, cache)
+            measured = _evaluate(detector, eval_set, job, f"sweep {value}", group, cache)
         points.append(
             {
                 "value": value,
@@ -230,6 +248,31 @@ def _sweep(
         if result.threshold is not None:
             layers[name].threshold.fill_(result.threshold)
     return points
+
+
+def _ffn_copies(model: nn.Module) -> dict[str, GatedSparseMLP]:
+    """Every FFN of `model`, copied, by module path. The FFNs alone, not the detector: the padding fix's
+    hooks share state with the model they were installed on, so a deep-copied detector would compute with
+    the original's pixel mask."""
+    return {slot.path: copy.deepcopy(layer) for slot, layer in gated_slots(model)}
+
+
+def _copied(ffns: dict[str, GatedSparseMLP]) -> dict[str, GatedSparseMLP]:
+    return {path: copy.deepcopy(layer) for path, layer in ffns.items()}
+
+
+@contextmanager
+def _ffns_in_place(model: nn.Module, ffns: dict[str, GatedSparseMLP]) -> Iterator[None]:
+    """`ffns` (module path -> FFN) in the model's FFN slots for the block, the model's own FFNs after."""
+    slots = {slot.path: slot for slot, _ in gated_slots(model)}
+    own = {path: slot.owner.mlp for path, slot in slots.items()}
+    try:
+        for path, layer in ffns.items():
+            slots[path].owner.mlp = layer
+        yield
+    finally:
+        for path, layer in own.items():
+            slots[path].owner.mlp = layer
 
 
 def _report(

@@ -118,12 +118,13 @@ def add_force_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup
     parser.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
-def load_model_from_args(args: argparse.Namespace) -> LoadedDetector:
+def load_model_from_args(args: argparse.Namespace, option: str = "model") -> LoadedDetector:
+    """The one place a command loads a model: the spec of --model (or of `option`, e.g. masks_from)."""
     # Imported here: torch and transformers take seconds to import, and `gsmlp --help` needs neither.
     from gsmlp.model.loaders import load_detector
 
     return load_detector(
-        args.model,
+        getattr(args, option),
         block_size=getattr(args, "block_size", DEFAULT_BLOCK_SIZE),
         sampling=getattr(args, "torch_sampling", DEFAULT_SAMPLING),
     )

@@ -162,12 +162,13 @@ def test_sibs_alone_narrows_the_ffns_and_sweeps_epsilon(tiny_setup: dict[str, Pa
     data = tiny_setup["data"]
     eval_args = ["--eval-data", str(data / "annotations.json"), "--eval-images", str(data / "images")]
     assert (
-        _calibrate(tiny_setup, out, "--method", "sibs", "--epsilon", "0.3", *eval_args, "--sweep", "0,0.3")
+        _calibrate(tiny_setup, out, "--method", "sibs", "--epsilon", "0.3", *eval_args, "--sweep", "0.3,0")
         == 0
     )
     report = json.loads((out / "calibration.json").read_text())
     assert report["gate_cost_ratio"] == 0.0
-    no_pruning, pruned = report["sweep"]
+    # The last point prunes nothing; the checkpoint written after it must still hold epsilon 0.3's FFNs.
+    pruned, no_pruning = report["sweep"]
     assert pruned["encoder"] > no_pruning["encoder"]
     assert report["ffn_sparsity"]["encoder"] == pytest.approx(pruned["encoder"])
     reloaded = load_detector(str(out))

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from gsmlp.errors import GsmlpError
+from gsmlp.model.detector import LoadedDetector
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.wrap import gated_layers, gated_slots
 from gsmlp.paths import escapes, require_folder
@@ -63,15 +64,14 @@ def image_files(data: str | Path, limit: int) -> list[Path]:
     return files[:limit]
 
 
-def record_from_checkpoint(model_spec: str, data: str, images: int) -> list[RecordedLayer]:
-    """Load `model_spec` with gsmlp.model.loaders, run `images` images of `data` through it in gated mode."""
-    try:
-        from gsmlp.model.loaders import load_detector
-        from gsmlp.model.pixels import read_rgb
-        from gsmlp.model.processing import preprocess
-    except ImportError as exc:
-        raise GsmlpError(f"--masks-from needs the model loaders of gsmlp ({exc.name} is missing)") from None
-    loaded = load_detector(model_spec)
+def record_from_checkpoint(
+    loaded: LoadedDetector, model_spec: str, data: str, images: int
+) -> list[RecordedLayer]:
+    """Run `images` images of `data` through `loaded` (the --masks-from checkpoint `model_spec`, as the
+    command's loader loaded it) in gated mode, and record every gated FFN's inputs."""
+    from gsmlp.model.pixels import read_rgb
+    from gsmlp.model.processing import preprocess
+
     model = loaded.model.eval()
     for _, layer in gated_layers(model):
         if layer.gate is not None:

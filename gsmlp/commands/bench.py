@@ -433,7 +433,9 @@ def _run_ffn(args: argparse.Namespace) -> int:
     if args.backend == "onnxruntime":
         cases = _run_onnxruntime(args, threads)
     elif args.masks_from:
-        layers = ffn_inputs.record_from_checkpoint(args.masks_from, args.data, args.limit)
+        layers = ffn_inputs.record_from_checkpoint(
+            load_model_from_args(args, "masks_from"), args.masks_from, args.data, args.limit
+        )
         bar = tqdm(layers, desc="bench ffn (recorded)", unit="layer")
         cases = [
             ffn_bench.measure(
