@@ -37,7 +37,9 @@ def _leftovers(folder: Path, name: str) -> list[str]:
 def _staging(folder: Path, name: str) -> bool:
     """Whether the run's output folder is being written: its temporary folder, which lives until the run
     publishes (not the writability probe, a `.tmp` file that lives for microseconds)."""
-    return any(p.is_dir() and p.name.endswith(".tmp") for p in folder.iterdir() if p.name.startswith(f".{name}."))
+    return any(
+        p.is_dir() and p.name.endswith(".tmp") for p in folder.iterdir() if p.name.startswith(f".{name}.")
+    )
 
 
 def test_a_full_disk_publishes_no_part_of_a_report_set(ws: Path, tmp_path: Path) -> None:
