@@ -7,7 +7,7 @@ the seconds of each evaluation stage (dense, gated, the sweep), their ratios, an
 (same seed, same images), so only the evaluations differ.
 
     python benchmarks/sweep_cache.py --model detr-small --data shapes-train --eval-data shapes-val \\
-        --limit 100 --eval-limit 100
+        --limit 100 --eval-limit 100 --repeat 3
     C=../shared/data/coco_val2017_subset
     python benchmarks/sweep_cache.py --model runs/detr-r50-random \\
         --data $C/annotations/instances_val2017.json --images $C/val2017 --limit 8 \\
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -51,18 +52,35 @@ def main() -> None:
     parser.add_argument("--eval-limit", type=int, help="evaluation images (default: all)")
     parser.add_argument("--gate-steps", type=int, default=600, help="gate training steps (default: 600)")
     parser.add_argument("--sweep", help="sweep values (default: calibrate's)")
+    parser.add_argument(
+        "--repeat", type=int, default=1,
+        help="pairs of runs, the order alternating; stage times are the medians (default: 1)",
+    )  # fmt: skip
     args = parser.parse_args()
+    uncached_runs, cached_runs = [], []
     with tempfile.TemporaryDirectory() as temporary:
-        uncached = run(args, 0, Path(temporary) / "uncached")
-        cached = run(args, DEFAULT_SWEEP_CACHE_MB, Path(temporary) / "cached")
-    print(f"{'stage':<14}{'no cache s':>12}{'cache s':>10}{'speedup':>9}")
+        for index in range(args.repeat):
+            # Alternating which goes first keeps a drift in the machine's speed out of the ratio.
+            order = ((0, uncached_runs), (DEFAULT_SWEEP_CACHE_MB, cached_runs))
+            for cache_mb, runs in order if index % 2 == 0 else order[::-1]:
+                runs.append(run(args, cache_mb, Path(temporary) / f"{index}-{cache_mb}"))
+    uncached, cached = uncached_runs[-1], cached_runs[-1]
+    print(f"{'stage':<14}{'no cache s':>12}{'cache s':>10}{'speedup':>9}   (medians of {args.repeat})")
     for stage in (*STAGES, "all three"):
         names = STAGES if stage == "all three" else (stage,)
-        before, after = (sum(r["timings_s"][name] for name in names) for r in (uncached, cached))
+        before, after = (
+            statistics.median(sum(r["timings_s"][name] for name in names) for r in runs)
+            for runs in (uncached_runs, cached_runs)
+        )
         print(f"{stage:<14}{before:>12.1f}{after:>10.1f}{before / after:>8.2f}x")
+    pairs = [
+        u["timings_s"]["sweep_s"] / c["timings_s"]["sweep_s"]
+        for u, c in zip(uncached_runs, cached_runs, strict=True)
+    ]
+    print(f"sweep speedup of each pair: {', '.join(f'{ratio:.2f}x' for ratio in pairs)}")
     print(f"cache: {cached['sweep_cache']}")
     points = len(cached["sweep"])
-    same = cached["sweep"] == uncached["sweep"]
+    same = all(r["sweep"] == uncached["sweep"] for r in (*uncached_runs, *cached_runs))
     print(f"sweep points identical: {'yes' if same else 'NO'} ({points} points)")
     for a, b in zip(uncached["sweep"], cached["sweep"], strict=True):
         print(f"  {a['value']}: AP {a['AP']:.3f} / {b['AP']:.3f}, encoder sparsity {a['encoder']:.4f} / "

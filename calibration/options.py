@@ -10,6 +10,7 @@ from pathlib import Path
 from gsmlp.calibration.choices import GATE_LAYERS, METHODS
 from gsmlp.errors import GsmlpError
 from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
+from gsmlp.model.device_choice import DEFAULT_DEVICE
 from gsmlp.model.sampling_choice import DEFAULT_SAMPLING
 
 # MGS's target when neither a target sparsity nor a target recall is asked for.
@@ -85,3 +86,4 @@ class CalibrationJob:
     force: bool = False  # replace an output that is not an earlier calibrate output
     method: CalibrationOptions = field(default_factory=CalibrationOptions)
     torch_sampling: str = DEFAULT_SAMPLING  # Deformable DETR's sampling (gsmlp.model.sampling_choice)
+    device: str = DEFAULT_DEVICE  # where the forward passes run (gsmlp.model.placement)

@@ -28,6 +28,7 @@ from gsmlp.calibration.thresholds import (
 from gsmlp.distributed import ONE_PROCESS, Group
 from gsmlp.errors import GsmlpError
 from gsmlp.model.gated_mlp import GatedSparseMLP
+from gsmlp.model.placement import on_cpu
 from gsmlp.model.wrap import gated_layers
 
 
@@ -82,8 +83,10 @@ def calibrate_model(
     if missing:
         raise GsmlpError(f"the activation statistics and the model disagree on the FFN layers {missing}")
     results = {}
-    for name, layer in tqdm(layers.items(), desc="calibrating FFNs", unit="layer", disable=not group.is_main):
-        results[name] = _calibrate_layer(name, layer, statistics[name], options, group)
+    with on_cpu(model):  # beside the CPU statistics (gsmlp.model.placement)
+        bar = tqdm(layers.items(), desc="calibrating FFNs", unit="layer", disable=not group.is_main)
+        for name, layer in bar:
+            results[name] = _calibrate_layer(name, layer, statistics[name], options, group)
     return results
 
 
@@ -187,10 +190,11 @@ def refit_thresholds(
             model, reservoir_size, options.seed + 1 + index, group=group, first_image=first_image
         )
         stats = collector.run(batches(), total=total)
-        for name, layer in gated_layers(model):
-            if layer.gate is not None:
-                _, heldout_x = stats[name].split(options.holdout_every)
-                fit_threshold(layer, heldout_x, options, results[name])
+        with on_cpu(model):
+            for name, layer in gated_layers(model):
+                if layer.gate is not None:
+                    _, heldout_x = stats[name].split(options.holdout_every)
+                    fit_threshold(layer, heldout_x, options, results[name])
 
 
 def set_thresholds(model: nn.Module, results: Mapping[str, LayerResult], target_sparsity: float) -> None:

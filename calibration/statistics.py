@@ -22,6 +22,7 @@ from tqdm import tqdm
 from gsmlp.distributed import ONE_PROCESS, Group
 from gsmlp.errors import GsmlpError
 from gsmlp.io import atomic_path, write_json_atomic
+from gsmlp.model.placement import model_device, to_device
 from gsmlp.model.processing import nonfinite_outputs
 from gsmlp.model.weights import write_safetensors
 from gsmlp.model.wrap import gated_layers
@@ -62,16 +63,18 @@ class LayerStatistics:
         self.reservoir_key = torch.zeros(0)
 
     def update(self, x: torch.Tensor, pre: torch.Tensor, image: torch.Tensor, generator: torch.Generator):
-        """x [N, D], pre [N, H] (fc1 output), image [N] global image index of each token."""
+        """x [N, D], pre [N, H] (fc1 output), image [N] global image index of each token.
+
+        The reductions run where x is (a GPU under --device cuda); the accumulators stay on the CPU."""
         post = pre.float().clamp_min(0)
         fired = (post > 0).float()
         self.tokens += x.shape[0]
-        self.active_count += fired.sum(0, dtype=torch.float64)
-        self.value_sum += post.sum(0, dtype=torch.float64)
-        self.value_max = torch.maximum(self.value_max, post.amax(0))
+        self.active_count += fired.sum(0, dtype=torch.float64).cpu()
+        self.value_sum += post.sum(0, dtype=torch.float64).cpu()
+        self.value_max = torch.maximum(self.value_max, post.amax(0).cpu())
         # fp32 products of 0/1 values are exact below 2**24 tokens per batch; accumulate in fp64.
-        self.coactive += (fired.T @ fired).double()
-        self._sample(x.float(), image, generator)
+        self.coactive += (fired.T @ fired).double().cpu()
+        self._sample(x.float().cpu(), image, generator)
 
     def _sample(self, x: torch.Tensor, image: torch.Tensor, generator: torch.Generator) -> None:
         # Reservoir by random keys: keeping the K smallest of i.i.d. uniform keys is a uniform sample
@@ -159,6 +162,7 @@ class StatisticsCollector:
     def run(self, batches: Iterable[Mapping[str, torch.Tensor]], total: int | None = None) -> dict:
         """Feed model-input batches (pixel_values, pixel_mask); returns {layer name: LayerStatistics}."""
         was_training = self.model.training
+        device = model_device(self.model)
         self.model.eval()
         bar = tqdm(
             batches, total=total, desc="activation statistics", unit="batch", disable=not self.group.is_main
@@ -170,7 +174,7 @@ class StatisticsCollector:
                     self.generator.manual_seed(
                         self.seed * IMAGE_SEED_STRIDE + self.first_image + self._images_seen
                     )
-                    outputs = self.model(**batch)
+                    outputs = self.model(**to_device(batch, device))
                     heads = ("logits", "pred_boxes")
                     broken = nonfinite_outputs(
                         {k: getattr(outputs, k) for k in heads if getattr(outputs, k, None) is not None}

@@ -30,6 +30,7 @@ from gsmlp.model.detector import LoadedDetector
 from gsmlp.model.gated_mlp import GatedSparseMLP
 from gsmlp.model.kernel_hook import install as install_kernel
 from gsmlp.model.loaders import load_detector
+from gsmlp.model.placement import on_cpu
 from gsmlp.model.wrap import gated_layers, gated_slots, set_mode
 from gsmlp.paths import folder_output
 
@@ -90,6 +91,7 @@ def calibrate(job: CalibrationJob, group: Group = ONE_PROCESS, detector: LoadedD
         detector = detector if detector is not None else _load(job)
         if detector.gated is not None:
             raise GsmlpError(f"--model {job.model} is already a gated checkpoint; calibrate the dense model")
+        detector.model.to(group.torch_device(job.device))
         # The data stage is imported on use, so that `gsmlp --help` never depends on it.
         from gsmlp.data.coco import resolve_dataset
 
@@ -155,7 +157,8 @@ def calibrate(job: CalibrationJob, group: Group = ONE_PROCESS, detector: LoadedD
                 report["distributed"] = group.report(collector.images_per_rank or [collector.images])
                 report["sweep_cache"] = cache.summary() if cache is not None else None
                 write_report(report, folder)
-                _save_checkpoint(folder, detector, report)
+                with on_cpu(detector.model):
+                    _save_checkpoint(folder, detector, report)
     return "checkpoint"
 
 
@@ -290,6 +293,7 @@ def _report(
         "model": job.model,
         "family": detector.family,
         "method": options.method,
+        "device": job.device,
         "options": {k: v for k, v in vars(options).items()},
         "calibration_data": {"data": job.data, "images": collector.images},
         "measured_on": measured_on,

@@ -97,24 +97,29 @@ def detect(
     import torch
     from tqdm import tqdm
 
+    from gsmlp.model.placement import model_device, to_device
     from gsmlp.model.processing import nonfinite_outputs, postprocess
 
+    device = model_device(detector.model)
     detections, model_seconds = {}, 0.0
     bar = tqdm(total=dataset.count(limit), desc=desc, unit="img", disable=not progress_bar)
     source = (batches or preprocessed_batches)(dataset, batch_size, limit, detector.preprocess)
     with bar as progress, torch.no_grad():
         for ids, batch in source:
             started = time.perf_counter()
-            outputs = detector.model(pixel_values=batch.pixel_values, pixel_mask=batch.pixel_mask)
+            inputs = to_device({"pixel_values": batch.pixel_values, "pixel_mask": batch.pixel_mask}, device)
+            outputs = detector.model(**inputs)
+            # On the CPU for scoring; the copy also waits for a GPU's queued work, so the time is its own.
+            logits, boxes = outputs.logits.cpu(), outputs.pred_boxes.cpu()
             model_seconds += time.perf_counter() - started
-            broken = nonfinite_outputs({"logits": outputs.logits, "pred_boxes": outputs.pred_boxes})
+            broken = nonfinite_outputs({"logits": logits, "pred_boxes": boxes})
             if broken:
                 names = ", ".join(dataset.image_path(image_id).name for image_id in ids)
                 raise GsmlpError(
                     f"{detector.source} produced non-finite outputs on {names}: {broken}; nothing was "
                     "scored (are the weights or the preprocessing settings broken?)"
                 )
-            found = postprocess(outputs.logits, outputs.pred_boxes, batch, detector.family)
+            found = postprocess(logits, boxes, batch, detector.family)
             detections.update(zip(ids, found, strict=True))
             progress.update(len(ids))
     return detections, model_seconds

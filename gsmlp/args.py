@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gsmlp.errors import GsmlpError
 from gsmlp.model.block_size import DEFAULT_BLOCK_SIZE
+from gsmlp.model.device_choice import DEFAULT_DEVICE, DEVICE_CHOICES
 from gsmlp.model.resize import MAX_BATCH, MAX_EDGE
 from gsmlp.model.sampling_choice import DEFAULT_SAMPLING, SAMPLING_CHOICES
 from gsmlp.model.zoo import ACCEPTED_FORMS
@@ -66,6 +67,26 @@ def add_torch_sampling_argument(parser: argparse.ArgumentParser | argparse._Argu
     parser.add_argument(
         "--torch-sampling", choices=SAMPLING_CHOICES, default=DEFAULT_SAMPLING, help=TORCH_SAMPLING_HELP
     )
+
+
+DEVICE_HELP = (
+    "where PyTorch runs the model's forward passes: cpu (default) or cuda. Under torchrun each rank uses "
+    "GPU LOCAL_RANK and NCCL; alone, the current GPU. Calibration's per-layer fitting stays on the CPU "
+    "(docs/SCALING.md)"
+)
+
+
+def add_device_argument(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, help_text: str = DEVICE_HELP
+) -> None:
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default=DEFAULT_DEVICE, help=help_text)
+
+
+def check_device(args: argparse.Namespace) -> None:
+    """--device names a device this process can compute on: found before any rank starts work."""
+    from gsmlp.model.placement import require_device  # imports torch
+
+    require_device(args.device)
 
 
 DATA_HELP = "a generated split (shapes-train, shapes-val) or a COCO instances JSON (with --images)"

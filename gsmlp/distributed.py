@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -121,6 +121,14 @@ class Group:
         import torch
 
         return torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
+
+    def torch_device(self, device: str):  # str -> torch.device
+        """Where this rank computes for `--device`: the CPU, or its GPU (LOCAL_RANK under torchrun)."""
+        import torch
+
+        if device != "cuda":
+            return torch.device(device)
+        return torch.device("cuda", self.local_rank) if self.distributed else torch.device("cuda")
 
     @contextlib.contextmanager
     def together(self, what: str) -> Iterator[None]:
@@ -246,4 +254,13 @@ def start_group(device: str = "cpu") -> Group:
         backend = "gloo"
     kwargs = {"device_id": torch.device("cuda", local_rank)} if backend == "nccl" else {}
     dist.init_process_group(backend, timeout=timeout, **kwargs)
+    pin_runtimes_to_local_gpu(local_rank)
     return Group(rank=rank, world_size=world_size, local_rank=local_rank, backend=backend)
+
+
+def pin_runtimes_to_local_gpu(local_rank: int, environ: MutableMapping[str, str] = os.environ) -> None:
+    """Each rank's TensorRT and ONNX Runtime CUDA sessions on GPU LOCAL_RANK, not all on GPU 0: they take
+    their GPU from CUDA_DEVICE (gsmlp.gpu_choice). One set by the user is kept."""
+    from gsmlp.gpu_choice import CUDA_DEVICE_ENV
+
+    environ.setdefault(CUDA_DEVICE_ENV, str(local_rank))

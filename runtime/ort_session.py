@@ -24,6 +24,7 @@ from typing import Any
 
 import gsmlp
 from gsmlp.errors import GsmlpError, NotBuiltError
+from gsmlp.gpu_choice import cuda_device_index
 from gsmlp.op_identity import OP_TYPE
 from gsmlp.paths import require_library
 
@@ -92,11 +93,11 @@ def _cuda_driver_present() -> bool:
     return ctypes.util.find_library("cuda") is not None
 
 
-def _providers(ort: Any, use_cuda: bool | None) -> list[str]:
+def _providers(ort: Any, use_cuda: bool | None) -> list[str | tuple[str, dict[str, str]]]:
     use_cuda = _cuda_driver_present() if use_cuda is None else use_cuda
-    providers = ["CPUExecutionProvider"]
+    providers: list[str | tuple[str, dict[str, str]]] = ["CPUExecutionProvider"]
     if use_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": str(cuda_device_index())}))
     return providers
 
 

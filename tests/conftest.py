@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -10,7 +11,9 @@ import pytest
 import torch
 from transformers import DeformableDetrForObjectDetection, DetrForObjectDetection
 
+from gsmlp.data.shapes import SplitSpec, write_split
 from gsmlp.model.configs import tiny_config
+from gsmlp.model.zoo import ZOO_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = {"detr": DetrForObjectDetection, "deformable-detr": DeformableDetrForObjectDetection}
@@ -100,3 +103,23 @@ def gated_detr_small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     edge = loaded.preprocess.longest_edge
     export_onnx(loaded.model, onnx_path, ExportOptions(height=edge, width=edge, preprocess=loaded.preprocess))
     return checkpoint, onnx_path
+
+
+@pytest.fixture(scope="session")
+def shapes_val_40(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 40 images of shapes-val (same spec and seed, fewer images)."""
+    folder = tmp_path_factory.mktemp("shared") / "shapes-val-40"
+    write_split(SplitSpec("shapes-val", 40, seed=2), folder, show_progress=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_detr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped detr-small at 160 pixels instead of 320: a trained model (AP well above 0, so equal
+    metrics mean something) at a quarter of the cost."""
+    folder = tmp_path_factory.mktemp("shared") / "detr-small-160"
+    shutil.copytree(ZOO_DIR / "detr-small", folder)
+    preprocessor = json.loads((folder / "preprocessor_config.json").read_text())
+    preprocessor["size"] = {"shortest_edge": 160, "longest_edge": 160}
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor))
+    return folder

@@ -537,6 +537,20 @@ CASES = {
     "calibrate-out-name-too-long": (f"{{C}} --out {LONG}", "bytes long | at most"),
 }
 
+if not torch.cuda.is_available():  # on a GPU machine tests/test_device.py runs these commands on it instead
+    CASES.update(
+        {
+            "eval-device-cuda-without-gpu": (
+                "{E} --device cuda --report r.json",
+                "--device cuda | no CUDA GPU",
+            ),
+            "calibrate-device-cuda-without-gpu": (
+                "{C} --device cuda --out new",
+                "--device cuda | no CUDA GPU",
+            ),
+        }
+    )
+
 
 def command_line(case: str) -> list[str]:
     return shlex.split(CASES[case][0].format(**ARGS))

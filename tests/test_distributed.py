@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,10 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gsmlp.data.shapes import SplitSpec, write_split
 from gsmlp.distributed import Group, shard_bounds
 from gsmlp.model.configs import tiny_config
-from gsmlp.model.zoo import ZOO_DIR
 from tests.conftest import FAMILIES
 
 LAUNCH_TIMEOUT_S = 240
@@ -43,26 +40,6 @@ def test_one_process_group_is_the_identity() -> None:
     assert group.report([3]) == {"world_size": 1, "backend": None, "images_per_rank": [3]}
     with pytest.raises(ValueError), group.together("working"):
         raise ValueError("passes through unchanged")
-
-
-@pytest.fixture(scope="module")
-def shapes_val_40(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 40 images of shapes-val (same spec and seed, fewer images)."""
-    folder = tmp_path_factory.mktemp("dist") / "shapes-val-40"
-    write_split(SplitSpec("shapes-val", 40, seed=2), folder, show_progress=False)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def small_detr(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped detr-small at 160 pixels instead of 320: a trained model (AP well above 0, so equal
-    metrics mean something) at a quarter of the cost."""
-    folder = tmp_path_factory.mktemp("dist") / "detr-small-160"
-    shutil.copytree(ZOO_DIR / "detr-small", folder)
-    preprocessor = json.loads((folder / "preprocessor_config.json").read_text())
-    preprocessor["size"] = {"shortest_edge": 160, "longest_edge": 160}
-    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor))
-    return folder
 
 
 def _data(split: Path) -> list[str]:

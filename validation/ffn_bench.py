@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from gsmlp import kernels
 from gsmlp.errors import GsmlpError
 from gsmlp.model.gated_mlp import GatedSparseMLP, MicroGate
+from gsmlp.model.placement import require_device
 
 # The encoder FFNs that dominate the FFN time of each family (d_model 256, R50 backbones).
 SHAPES = {"detr": (850, 256, 2048), "deformable": (20000, 256, 1024)}
@@ -163,8 +164,7 @@ def check_runnable(device: torch.device, dtype: torch.dtype) -> None:
     if device.type == "cuda":
         if not lib.gsmlp_cuda_built():
             raise GsmlpError("--device cuda: this gsmlp_kernels library was built without the CUDA toolkit")
-        if not torch.cuda.is_available():
-            raise GsmlpError("--device cuda: torch sees no CUDA GPU (a CPU-only torch, or no GPU here)")
+        require_device(device.type)
     if device.type == "cpu" and dtype == torch.float16:
         # fp16 storage works on the CPU, but torch's dense fp16 CPU GEMM is no fair baseline.
         print("note: CPU fp16 compares against torch's fp16 CPU path; fp32 is the CPU reference case")

@@ -19,6 +19,7 @@ from gsmlp.args import (
     DeprecatedSpelling,
     Range,
     add_data_arguments,
+    add_device_argument,
     add_force_argument,
     check_ranges,
     data_inputs,
@@ -189,7 +190,7 @@ def _add_msda_arguments(msda: argparse.ArgumentParser) -> None:
 
 def _add_ffn_arguments(ffn: argparse.ArgumentParser) -> None:
     ffn.add_argument("--report", required=True, metavar="FILE.json", help="where to write the JSON cases")
-    ffn.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")
+    add_device_argument(ffn, "where the kernel and the dense FFN run: cpu (default) or cuda")
     ffn.add_argument("--dtype", choices=("fp32", "fp16"), default="fp32", help="default: fp32")
     ffn.add_argument(
         "--threads", type=int, default=None, metavar="N",

@@ -11,8 +11,10 @@ from gsmlp.args import (
     POSITIVE,
     Range,
     add_data_arguments,
+    add_device_argument,
     add_force_argument,
     add_model_argument,
+    check_device,
     check_ranges,
     data_inputs,
     field_defaults,
@@ -46,6 +48,8 @@ Examples:
   gsmlp calibrate --model detr-small --data shapes-train --method sibs+mgs --target-sparsity 0.9 \\
                   --eval-data shapes-val --out runs/detr-small-mgs
   gsmlp calibrate --model detr-small --data shapes-val --analyze-only --out runs/detr-small-analysis
+  torchrun --nproc-per-node 8 -m gsmlp calibrate --model my-detr/ --data instances_train2017.json \\
+      --images train2017/ --limit 2000 --device cuda --out runs/my-detr-mgs   # docs/SCALING.md
 """
 
 
@@ -140,6 +144,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument(
         "--seed", type=int, default=METHOD.seed, help="reservoir sampling and gate training seed"
     )
+    add_device_argument(parser)
     parser.add_argument(
         "--out",
         required=True,
@@ -186,6 +191,7 @@ def check_args(args: argparse.Namespace) -> CalibrationJob:
     plan.folder(args.out, "--out", CALIBRATE_OUTPUT)
     inputs = {"--model": model_input(args.model), **data_inputs(args.data, args.images)}
     plan.check({**inputs, **data_inputs(args.eval_data, args.eval_images, prefix="eval-")})
+    check_device(args)
     return job
 
 
@@ -195,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     from gsmlp.distributed import process_group
 
     job = check_args(args)
-    with process_group() as group:
+    with process_group(args.device) as group:
         with group.together("loading the model"):
             detector = load_model_from_args(args)
         written = calibrate(job, group, detector)

@@ -16,8 +16,10 @@ from gsmlp.args import (
     POSITIVE,
     THREADS,
     add_data_arguments,
+    add_device_argument,
     add_force_argument,
     add_model_argument,
+    check_device,
     check_ranges,
     data_inputs,
     load_model_from_args,
@@ -55,6 +57,8 @@ Examples:
   gsmlp eval --model detr-small --data shapes-val
   gsmlp eval --model runs/detr-small-mgs --data shapes-val --mode gated --report runs/eval.json
   gsmlp eval --model my-detr/ --data annotations/instances_val2017.json --images val2017/ --limit 50
+  torchrun --nproc-per-node 8 -m gsmlp eval --model my-detr/ --data instances_val2017.json \\
+      --images val2017/ --device cuda        # one shard per GPU; the metrics of one process
 """.format(forms=textwrap.fill(f"--model takes {ACCEPTED_FORMS}.", 105))
 MODES = ("dense", "static", "gated", "oracle")
 EVAL_REPORT = json_output("a report written by gsmlp eval", ("metrics", "ffn_sparsity", "timing"))
@@ -66,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, default="dense", help="how the FFNs run (default: dense)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_device_argument(parser)
     parser.add_argument("--report", metavar="FILE.json", help="write the JSON report here (atomically)")
     add_force_argument(parser)
 
@@ -77,6 +82,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.report:
         plan.file(args.report, "--report", EVAL_REPORT)
     plan.check({"--model": model_input(args.model), **data_inputs(args.data, args.images)})
+    check_device(args)
 
 
 def _set_mode(detector, mode: str) -> None:
@@ -164,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    with process_group() as group:
+    with process_group(args.device) as group:
         return _evaluate(args, group)
 
 
@@ -177,6 +183,7 @@ def _evaluate(args: argparse.Namespace, group: Group) -> int:
     with group.together("loading the model and data"):
         dataset = resolve_dataset(args.data, args.images)
         detector = load_model_from_args(args)
+        detector.model.to(group.torch_device(args.device))
         _set_mode(detector, args.mode)
         if group.is_main:
             _warn_label_range(detector, dataset)
@@ -230,6 +237,7 @@ def _score(args, detector, dataset: CocoDataset, gathered: list, group: Group, s
             "data": dataset.name,
             "annotations": str(dataset.annotation_file),
             "mode": args.mode,
+            "device": args.device,
             "images": len(detections),
             "skipped_images": dataset.unreadable,
             "metrics": metrics,
