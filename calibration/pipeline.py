@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from gsmlp.calibration.gates import GateTraining, block_targets, gate_logits, layer_block_sizes, train_gate
 from gsmlp.calibration.options import CalibrationOptions
-from gsmlp.calibration.permutation import block_sizes, neuron_order, oracle_block_sparsity, permute_layer
+from gsmlp.calibration.permutation import neuron_order, oracle_block_sparsity, permute_layer
 from gsmlp.calibration.sibs import prune_layer
 from gsmlp.calibration.statistics import LayerStatistics, StatisticsCollector
 from gsmlp.calibration.thresholds import (
@@ -23,7 +23,6 @@ from gsmlp.calibration.thresholds import (
     gated_sparsity,
     neuron_recall,
     threshold_for_recall,
-    threshold_for_sparsity,
 )
 from gsmlp.distributed import ONE_PROCESS, Group
 from gsmlp.errors import GsmlpError
@@ -53,8 +52,8 @@ class LayerResult:
     dense_ffn_macs: int = 0
     heldout_logits: torch.Tensor | None = field(default=None, repr=False)
     heldout_fired: torch.Tensor | None = field(default=None, repr=False)
-    # The held-out logits sorted, for the logits they were sorted from (a refit replaces those).
-    _ladder: tuple[torch.Tensor, SparsityLadder] | None = field(default=None, repr=False, compare=False)
+    # The held-out logits sorted once: every sweep point's threshold reads it (set with heldout_logits).
+    heldout_ladder: SparsityLadder | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> dict:
         keys = (
@@ -64,10 +63,7 @@ class LayerResult:
         return {key: getattr(self, key) for key in keys}
 
     def threshold_for(self, target_sparsity: float) -> float:
-        if self._ladder is None or self._ladder[0] is not self.heldout_logits:
-            sizes = block_sizes(self.hidden, self.block_size)
-            self._ladder = (self.heldout_logits, SparsityLadder.of(self.heldout_logits, sizes))
-        return self._ladder[1].threshold(self.dense_hidden, target_sparsity)
+        return self.heldout_ladder.threshold(self.dense_hidden, target_sparsity)
 
 
 def calibrate_model(
@@ -157,15 +153,16 @@ def fit_threshold(
     logits = gate_logits(layer.gate, heldout_x)
     fired = block_targets(layer, heldout_x).fired
     sizes = layer_block_sizes(layer)
+    ladder = SparsityLadder.of(logits, sizes)
     if options.target_recall is not None:
         threshold = threshold_for_recall(logits, fired, options.target_recall)
     else:
-        threshold = threshold_for_sparsity(logits, sizes, layer.dense_hidden, options.target_sparsity)
+        threshold = ladder.threshold(layer.dense_hidden, options.target_sparsity)
     layer.threshold.fill_(threshold)
     result.threshold = threshold
     result.heldout_sparsity = gated_sparsity(logits, threshold, sizes, layer.dense_hidden)
     result.heldout_recall = neuron_recall(logits, threshold, fired)
-    result.heldout_logits, result.heldout_fired = logits, fired
+    result.heldout_logits, result.heldout_fired, result.heldout_ladder = logits, fired, ladder
 
 
 def refit_thresholds(
@@ -201,5 +198,5 @@ def set_thresholds(model: nn.Module, results: Mapping[str, LayerResult], target_
     """Re-threshold every gated FFN for another target (the AP-vs-sparsity sweep); gates unchanged."""
     for name, layer in gated_layers(model):
         result = results[name]
-        if layer.gate is not None and result.heldout_logits is not None:
+        if layer.gate is not None and result.heldout_ladder is not None:
             layer.threshold.fill_(result.threshold_for(target_sparsity))

@@ -257,7 +257,7 @@ def _ffn_copies(model: nn.Module) -> dict[str, GatedSparseMLP]:
     """Every FFN of `model`, copied, by module path. The FFNs alone, not the detector: the padding fix's
     hooks share state with the model they were installed on, so a deep-copied detector would compute with
     the original's pixel mask."""
-    return {slot.path: copy.deepcopy(layer) for slot, layer in gated_slots(model)}
+    return _copied({slot.path: layer for slot, layer in gated_slots(model)})
 
 
 def _copied(ffns: dict[str, GatedSparseMLP]) -> dict[str, GatedSparseMLP]:
