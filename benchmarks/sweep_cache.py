@@ -17,13 +17,15 @@ the seconds of each evaluation stage (dense, gated, the sweep), their ratios, an
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import statistics
 import tempfile
 from pathlib import Path
 
+from gsmlp.calibration import workflow
 from gsmlp.calibration.options import DEFAULT_SWEEP_CACHE_MB, CalibrationJob, CalibrationOptions
-from gsmlp.calibration.workflow import calibrate
 
 STAGES = ("eval_dense_s", "eval_gated_s", "sweep_s")
 
@@ -35,8 +37,19 @@ def run(args: argparse.Namespace, cache_mb: float, out: Path) -> dict:
         eval_data=args.eval_data, eval_images=args.eval_images, eval_limit=args.eval_limit,
         sweep=args.sweep, sweep_cache_mb=cache_mb, method=method,
     )  # fmt: skip
-    calibrate(job)
+    workflow.calibrate(job)
     return json.loads((out / "calibration.json").read_text())
+
+
+def profiling_the_sweep(profile: cProfile.Profile):
+    """workflow._sweep, run under `profile` (what a cached sweep point still costs, by function)."""
+    sweep = workflow._sweep
+
+    def profiled(*args, **kwargs):
+        with profile:
+            return sweep(*args, **kwargs)
+
+    return profiled
 
 
 def main() -> None:
@@ -56,14 +69,24 @@ def main() -> None:
         "--repeat", type=int, default=1,
         help="pairs of runs, the order alternating; stage times are the medians (default: 1)",
     )  # fmt: skip
+    parser.add_argument(
+        "--profile-sweep", type=int, default=0, metavar="N",
+        help="print the N most costly functions (cumulative, cProfile) of the cached runs' sweeps; their "
+        "times then include cProfile's overhead, so leave it off for the speedups",
+    )  # fmt: skip
     args = parser.parse_args()
+    profile = cProfile.Profile()
+    sweep = workflow._sweep
     uncached_runs, cached_runs = [], []
     with tempfile.TemporaryDirectory() as temporary:
         for index in range(args.repeat):
             # Alternating which goes first keeps a drift in the machine's speed out of the ratio.
             order = ((0, uncached_runs), (DEFAULT_SWEEP_CACHE_MB, cached_runs))
             for cache_mb, runs in order if index % 2 == 0 else order[::-1]:
+                profiled = cache_mb > 0 and args.profile_sweep > 0
+                workflow._sweep = profiling_the_sweep(profile) if profiled else sweep
                 runs.append(run(args, cache_mb, Path(temporary) / f"{index}-{cache_mb}"))
+    workflow._sweep = sweep
     uncached, cached = uncached_runs[-1], cached_runs[-1]
     print(f"{'stage':<14}{'no cache s':>12}{'cache s':>10}{'speedup':>9}   (medians of {args.repeat})")
     for stage in (*STAGES, "all three"):
@@ -85,6 +108,10 @@ def main() -> None:
     for a, b in zip(uncached["sweep"], cached["sweep"], strict=True):
         print(f"  {a['value']}: AP {a['AP']:.3f} / {b['AP']:.3f}, encoder sparsity {a['encoder']:.4f} / "
               f"{b['encoder']:.4f}")  # fmt: skip
+
+    if args.profile_sweep:
+        print(f"the cached sweeps under cProfile (which slows them), {args.repeat} of them:")
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile_sweep)
 
 
 if __name__ == "__main__":
